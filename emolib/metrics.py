@@ -1,0 +1,118 @@
+"""Scores of a predictions table: accuracy, precision/recall/F1, confusion, bootstrap CIs.
+
+Every function takes integer label arrays ``y_true`` (n,) and ``y_pred`` (n,) over
+``n_classes`` classes; ``y_pred == -1`` (no usable answer) counts as wrong everywhere: it is
+a miss for recall and for accuracy and adds no true positive to any class.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+GROUP_KEYS = ["dataset", "split", "model", "backend", "variant"]
+
+
+def confusion(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
+    """(n_classes, n_classes + 1) counts: rows true class, columns predicted; last = no answer."""
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    pred = np.where(y_pred < 0, n_classes, y_pred)
+    flat = np.bincount(y_true * (n_classes + 1) + pred, minlength=n_classes * (n_classes + 1))
+    return flat.reshape(n_classes, n_classes + 1)
+
+
+def scores_from_confusion(cm: np.ndarray) -> dict[str, np.ndarray | float]:
+    """Per-class precision/recall/F1/support and accuracy, macro and weighted F1 from ``cm``.
+
+    Classes with no prediction get precision 0, like scikit-learn with ``zero_division=0``.
+    """
+    k = cm.shape[0]
+    tp = np.diag(cm[:, :k]).astype(float)
+    support = cm.sum(axis=1).astype(float)
+    predicted = cm[:, :k].sum(axis=0).astype(float)
+    precision = np.divide(tp, predicted, out=np.zeros(k), where=predicted > 0)
+    recall = np.divide(tp, support, out=np.zeros(k), where=support > 0)
+    denom = precision + recall
+    f1 = np.divide(2 * precision * recall, denom, out=np.zeros(k), where=denom > 0)
+    total = support.sum()
+    present = support > 0
+    return {
+        "precision": precision,
+        "recall": recall,
+        "f1": f1,
+        "support": support,
+        "accuracy": tp.sum() / total if total else np.nan,
+        "macro_f1": f1[present].mean() if present.any() else np.nan,
+        "weighted_f1": (f1 * support).sum() / total if total else np.nan,
+        "macro_precision": precision[present].mean() if present.any() else np.nan,
+        "macro_recall": recall[present].mean() if present.any() else np.nan,
+    }
+
+
+def classification_scores(y_true, y_pred, n_classes: int) -> dict[str, np.ndarray | float]:
+    """Per-class and averaged scores of one set of predictions (see scores_from_confusion).
+
+    Macro averages run over the classes present in ``y_true`` (as scikit-learn does when
+    given ``labels`` = the present classes).
+    """
+    return scores_from_confusion(confusion(y_true, y_pred, n_classes))
+
+
+def bootstrap_ci(y_true, y_pred, n_classes: int, n_boot: int = 1000, level: float = 0.95,
+                 seed: int = 0, metrics: tuple[str, ...] = ("accuracy", "macro_f1", "weighted_f1"),
+                 ) -> dict[str, tuple[float, float]]:
+    """Percentile bootstrap interval of each metric, resampling images with replacement."""
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    rng = np.random.default_rng(seed)
+    n = len(y_true)
+    draws = {m: np.empty(n_boot) for m in metrics}
+    for b in range(n_boot):
+        idx = rng.integers(0, n, n)
+        scores = classification_scores(y_true[idx], y_pred[idx], n_classes)
+        for m in metrics:
+            draws[m][b] = scores[m]
+    tail = (1 - level) / 2 * 100
+    return {m: (float(np.percentile(d, tail)), float(np.percentile(d, 100 - tail))) for m, d in draws.items()}
+
+
+def summarize(predictions: pd.DataFrame, n_classes_of: dict[str, int] | None = None,
+              n_boot: int = 1000, seed: int = 0, by: list[str] | None = None) -> pd.DataFrame:
+    """One row per group (default: dataset, split, model, backend, variant): n, accuracy,
+    macro/weighted F1 with bootstrap CIs, and how many answers were unparseable or errors."""
+    from emolib.labels import get_label_set
+
+    by = by or GROUP_KEYS
+    rows = []
+    for key, group in predictions.groupby(by, sort=False, dropna=False):
+        label_set = group["label_set"].iloc[0]
+        k = (n_classes_of or {}).get(label_set) or len(get_label_set(label_set))
+        y_true, y_pred = group["y_true"].to_numpy(), group["y_pred"].to_numpy()
+        scores = classification_scores(y_true, y_pred, k)
+        ci = bootstrap_ci(y_true, y_pred, k, n_boot=n_boot, seed=seed)
+        row = dict(zip(by, key if isinstance(key, tuple) else (key,), strict=True))
+        row.update(n=len(group), label_set=label_set)
+        for m in ("accuracy", "macro_f1", "weighted_f1"):
+            row[m] = scores[m]
+            row[f"{m}_lo"], row[f"{m}_hi"] = ci[m]
+        status = group["parse_status"]
+        row["n_unparseable"] = int((status == "unparseable").sum())
+        row["n_error"] = int((status == "error").sum())
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def per_class_table(y_true, y_pred, class_names: tuple[str, ...]) -> pd.DataFrame:
+    """Precision, recall, F1 and support per class, plus macro and weighted rows."""
+    s = classification_scores(y_true, y_pred, len(class_names))
+    table = pd.DataFrame(
+        {"precision": s["precision"], "recall": s["recall"], "f1": s["f1"], "support": s["support"]},
+        index=list(class_names),
+    )
+    table.loc["macro avg"] = [s["macro_precision"], s["macro_recall"], s["macro_f1"], s["support"].sum()]
+    table.loc["weighted avg"] = [
+        (s["precision"] * s["support"]).sum() / s["support"].sum(),
+        (s["recall"] * s["support"]).sum() / s["support"].sum(),
+        s["weighted_f1"],
+        s["support"].sum(),
+    ]
+    return table

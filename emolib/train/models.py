@@ -1,0 +1,120 @@
+"""The CNN zoo of the study (VGG19(-BN), ResNet-50, EfficientNet-B0) adapted to small faces.
+
+``build_model(name, cfg)`` returns a torchvision model whose stem takes ``in_channels``
+(1 for the gray stem trained from scratch, 3 for ImageNet weights on replicated gray) at
+``cfg.input_size`` pixels and whose head has ``n_classes`` outputs. ``stem_stride`` sets how
+much the stem shrinks the image (torchvision's own stems: ResNet 4, EfficientNet 2, VGG 1);
+``width`` scales the channels of VGG and EfficientNet (1.0 = the published network).
+``load_imagenet_weights`` tries torchvision's weight enums and says why when it cannot.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torchvision import models as tvm
+from torchvision.models import efficientnet as tv_eff
+from torchvision.models import vgg as tv_vgg
+
+MODEL_NAMES = ("vgg19", "vgg19_bn", "resnet50", "efficientnet_b0")
+WEIGHT_ENUMS = {
+    "vgg19": "VGG19_Weights",
+    "vgg19_bn": "VGG19_BN_Weights",
+    "resnet50": "ResNet50_Weights",
+    "efficientnet_b0": "EfficientNet_B0_Weights",
+}
+
+
+@dataclass(frozen=True)
+class WeightsStatus:
+    """What a model was initialised from: ``imagenet`` or ``scratch``, and why."""
+
+    model: str
+    requested: str
+    used: str
+    reason: str
+
+
+def in_channels_of(stem: str) -> int:
+    """1 for the ``gray`` stem, 3 for the ``rgb`` stem (gray replicated, ImageNet style)."""
+    return 1 if stem == "gray" else 3
+
+
+def _scaled_vgg_cfg(width: float) -> list:
+    return [v if v == "M" else max(8, int(round(v * width))) for v in tv_vgg.cfgs["E"]]
+
+
+def build_vgg19(n_classes: int, in_channels: int, batch_norm: bool, width: float = 1.0,
+                stem_stride: int = 1) -> nn.Module:
+    """VGG19 (configuration E) with a global-average-pool head: at 48 px the last feature map
+    is 1x1, so torchvision's 7x7 pool + 4096-wide classifier would only copy one pixel 49 times."""
+    cfg = _scaled_vgg_cfg(width)
+    features = tv_vgg.make_layers(cfg, batch_norm=batch_norm)
+    first = features[0]
+    features[0] = nn.Conv2d(in_channels, first.out_channels, 3, stride=stem_stride, padding=1)
+    model = tv_vgg.VGG(features, num_classes=n_classes, init_weights=True)
+    model.avgpool = nn.AdaptiveAvgPool2d(1)
+    model.classifier = nn.Sequential(nn.Dropout(0.3), nn.Linear(cfg[-2], n_classes))
+    return model
+
+
+def build_resnet50(n_classes: int, in_channels: int, stem_stride: int = 4) -> nn.Module:
+    """ResNet-50; stem_stride 4 = torchvision's 7x7/2 conv + max-pool, 2 = 3x3/2 conv without
+    the pool, 1 = 3x3/1 conv without the pool (CIFAR style, 16x the compute of 4)."""
+    model = tvm.resnet50(weights=None, num_classes=n_classes)
+    if stem_stride != 4 or in_channels != 3:
+        kernel, stride = (7, 2) if stem_stride == 4 else (3, stem_stride)
+        model.conv1 = nn.Conv2d(in_channels, 64, kernel, stride=stride, padding=kernel // 2, bias=False)
+    if stem_stride < 4:
+        model.maxpool = nn.Identity()
+    return model
+
+
+def build_efficientnet_b0(n_classes: int, in_channels: int, width: float = 1.0,
+                          stem_stride: int = 2) -> nn.Module:
+    """EfficientNet-B0 (width multiplier ``width``, depth 1.0); stem_stride 2 is the original."""
+    setting, last = tv_eff._efficientnet_conf("efficientnet_b0", width_mult=width, depth_mult=1.0)
+    model = tv_eff.EfficientNet(setting, dropout=0.2, last_channel=last, num_classes=n_classes)
+    conv = model.features[0][0]
+    model.features[0][0] = nn.Conv2d(in_channels, conv.out_channels, 3, stride=stem_stride,
+                                     padding=1, bias=False)
+    return model
+
+
+def build_model(name: str, n_classes: int, in_channels: int = 1, width: float = 1.0,
+                stem_stride: int | None = None) -> nn.Module:
+    """A model of ``MODEL_NAMES`` with random weights; ``stem_stride`` None = the original."""
+    if name not in MODEL_NAMES:
+        raise ValueError(f"unknown CNN {name!r}; known: {MODEL_NAMES}")
+    if name.startswith("vgg19"):
+        return build_vgg19(n_classes, in_channels, name.endswith("_bn"), width, stem_stride or 1)
+    if name == "resnet50":
+        return build_resnet50(n_classes, in_channels, stem_stride or 4)
+    return build_efficientnet_b0(n_classes, in_channels, width, stem_stride or 2)
+
+
+def load_imagenet_weights(model: nn.Module, name: str) -> WeightsStatus:
+    """Copy torchvision ImageNet weights into ``model`` wherever the shapes match (the stem
+    and head adapted to faces keep their random init). Offline or without a cached file this
+    returns ``used="scratch"`` with the reason; it never raises for a missing download."""
+    enum = getattr(tvm, WEIGHT_ENUMS[name]).DEFAULT
+    try:
+        state = enum.get_state_dict(progress=False, check_hash=True)
+    except Exception as err:  # urllib/OSError/RuntimeError, depending on where it failed
+        reason = f"ImageNet weights {enum} unavailable ({type(err).__name__}: {str(err)[:120]})"
+        return WeightsStatus(name, "imagenet", "scratch", reason)
+    own = model.state_dict()
+    matched = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    model.load_state_dict(matched, strict=False)
+    return WeightsStatus(name, "imagenet", "imagenet", f"{len(matched)}/{len(own)} tensors from {enum}")
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def dummy_forward(model: nn.Module, in_channels: int, size: int, batch: int = 2) -> torch.Tensor:
+    """Logits of a random batch (batch, in_channels, size, size): a shape check."""
+    return model(torch.randn(batch, in_channels, size, size))

@@ -1,0 +1,132 @@
+"""One interface for every VLM backend, the status of each model, and ``predict``.
+
+A backend is built from a ``ModelSpec`` (``"clip:ViT-B-32/openai"``, ``"hf:Qwen/Qwen2-VL-2B-Instruct"``,
+``"openai:gpt-4o"``, ``"recorded:gpt4v"``). ``load_backend`` returns a ready backend or raises
+``ModelUnavailable`` with the reason (weights not cached, endpoint unreachable, no API key);
+``model_status`` turns that into a row of the status table. Backends answer
+``predict(image_set, label_set, prompt, variant)`` with a predictions table
+(``emolib.predictions.COLUMNS``), going through a ``ResponseCache`` so that a rerun makes no
+model calls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import pandas as pd
+
+from emolib.config import VLMConfig
+from emolib.data import ImageSet
+from emolib.labels import LabelSet
+
+RANDOM_FLAG = "random weights — measures nothing"
+AVAILABLE, UNAVAILABLE = "available", "unavailable"
+
+
+class ModelUnavailable(RuntimeError):
+    """A model that cannot be used here; ``str(err)`` is the reason shown in the status table."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """``backend`` (clip | hf | openai | recorded) and the backend's own model name."""
+
+    backend: str
+    model: str
+
+    @classmethod
+    def parse(cls, text: str) -> ModelSpec:
+        backend, sep, model = text.partition(":")
+        if not sep or backend not in BACKEND_NAMES:
+            raise ValueError(f"model spec {text!r} must be '<backend>:<model>', backend in {BACKEND_NAMES}")
+        return cls(backend, model)
+
+    def __str__(self) -> str:
+        return f"{self.backend}:{self.model}"
+
+    @property
+    def is_random(self) -> bool:
+        return self.backend == "clip" and self.model.endswith("/random")
+
+    @property
+    def note(self) -> str:
+        """What a table must say beside this model's numbers ('' for real weights)."""
+        return RANDOM_FLAG if self.is_random else ""
+
+
+class Backend(Protocol):
+    """What every backend offers."""
+
+    spec: ModelSpec
+
+    def predict(self, image_set: ImageSet, label_set: LabelSet, prompt: str | tuple[str, ...] | None,
+                variant: str) -> pd.DataFrame: ...
+
+
+BACKEND_NAMES = ("clip", "hf", "openai", "recorded")
+
+
+def model_specs(config: VLMConfig) -> list[ModelSpec]:
+    """Every model a profile asks for, in config order."""
+    return ([ModelSpec("clip", m) for m in config.clip_models]
+            + [ModelSpec("hf", m) for m in config.hf_models]
+            + [ModelSpec("openai", m) for m in config.openai_models]
+            + [ModelSpec("recorded", m) for m in config.recorded])
+
+
+def _loaders() -> dict[str, Callable]:
+    from emolib.vlm import clip, hf, openai_api, recorded
+
+    return {"clip": clip.load_clip_backend, "hf": hf.load_hf_backend,
+            "openai": openai_api.load_openai_backend, "recorded": recorded.load_recorded_backend}
+
+
+def load_backend(spec: ModelSpec | str, config: VLMConfig, cache=None, device: str = "cpu") -> Backend:
+    """A ready backend for ``spec``; raises ``ModelUnavailable`` with the reason."""
+    spec = ModelSpec.parse(spec) if isinstance(spec, str) else spec
+    return _loaders()[spec.backend](spec, config, cache=cache, device=device)
+
+
+def model_status(spec: ModelSpec, config: VLMConfig, device: str = "cpu",
+                 loaded: dict[str, Backend] | None = None) -> dict[str, str]:
+    """One status row: backend, model, status (available | unavailable), reason, note.
+
+    A backend that loads is kept in ``loaded`` (keyed by ``str(spec)``) for reuse.
+    """
+    row = {"backend": spec.backend, "model": spec.model, "status": AVAILABLE, "reason": "",
+           "note": spec.note}
+    try:
+        backend = load_backend(spec, config, device=device)
+    except ModelUnavailable as err:
+        row.update(status=UNAVAILABLE, reason=str(err))
+        return row
+    if loaded is not None:
+        loaded[str(spec)] = backend
+    return row
+
+
+def status_table(config: VLMConfig, device: str = "cpu",
+                 loaded: dict[str, Backend] | None = None) -> pd.DataFrame:
+    """The status table of every model of a profile (loads each one once)."""
+    rows = [model_status(s, config, device, loaded) for s in model_specs(config)]
+    return pd.DataFrame(rows, columns=["backend", "model", "status", "reason", "note"])
+
+
+def predict(backend_model: ModelSpec | str | Backend, image_set: ImageSet, label_set: LabelSet,
+            prompt: str | tuple[str, ...] | None = None, variant: str = "base",
+            config: VLMConfig | None = None, cache=None, device: str = "cpu") -> pd.DataFrame:
+    """Predictions table of one model on ``image_set`` over ``label_set``.
+
+    ``prompt``: for CLIP a tuple of templates with ``{c}`` (default: the label set's set in
+    prompts.yaml); for generative backends the full prompt text (default: the label set's
+    JSON classification prompt). ``variant`` is written into the table's ``variant`` column.
+    Responses go through ``cache`` (a ``ResponseCache``) keyed by backend, model, prompt
+    text, image hash and generation settings.
+    """
+    if isinstance(backend_model, ModelSpec | str):
+        backend_model = load_backend(backend_model, config or VLMConfig(), cache=cache, device=device)
+    elif cache is not None:
+        backend_model.cache = cache
+    return backend_model.predict(image_set, label_set, prompt, variant)
