@@ -36,7 +36,8 @@ def save_figure(fig: plt.Figure, profile: str, name: str) -> Path:
 
 
 def plot_confusion(cm: np.ndarray, class_names: list[str] | tuple[str, ...], ax: plt.Axes | None = None,
-                   normalize: bool = True, title: str = "", pred_names: list[str] | None = None) -> plt.Axes:
+                   normalize: bool = True, title: str = "", pred_names: list[str] | None = None,
+                   xlabel: str = "predicted", ylabel: str = "true") -> plt.Axes:
     """Heatmap of a confusion matrix (rows true, columns predicted); rows sum to 1 if normalised."""
     ax = ax or plt.subplots(figsize=(5.5, 4.5))[1]
     cm = np.asarray(cm, dtype=float)
@@ -45,8 +46,8 @@ def plot_confusion(cm: np.ndarray, class_names: list[str] | tuple[str, ...], ax:
     sns.heatmap(cm, annot=True, fmt=".2f" if normalize else ".0f", cmap="Blues", cbar=False,
                 xticklabels=pred_names or list(class_names)[: cm.shape[1]] + ["none"] * (cm.shape[1] - len(class_names)),
                 yticklabels=list(class_names), ax=ax, vmin=0, vmax=1 if normalize else None)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
     ax.set_title(title)
     return ax
 

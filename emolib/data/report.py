@@ -130,8 +130,10 @@ def fer_vs_ferplus(faces: ImageSet) -> pd.DataFrame:
         return pd.DataFrame()
     plus = get_label_set("ferplus8").names + ("none",)
     ferplus = np.array(plus, dtype=object)[faces.meta["ferplus_label"].to_numpy()]
+    # FER+ columns in FER-7 order (matching emotions on the diagonal), then contempt, none
+    order = [plus[get_label_set("ferplus8").index(n)] for n in faces.label_set.names] + ["contempt", "none"]
     table = pd.crosstab(pd.Categorical(faces.label_names, faces.label_set.names),
-                        pd.Categorical(ferplus, plus), dropna=False)
+                        pd.Categorical(ferplus, order), dropna=False)
     table.index.name, table.columns.name = "FER-2013", "FER+ majority"
     return table
 

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Run the whole study for one profile: set up the environment, then execute every notebook
+# in notebooks/ in order with papermill, headless.
+#   ./run_all.sh [smoke|quick|paper|path/to/profile.yaml]   (default: quick)
+# Executed notebooks: results/<profile>/notebooks/NN_*.ipynb (+ .html for readers without
+# Jupyter); figures/<profile>/ and tables/<profile>/ hold what the notebooks write.
+# Stops at the first failing notebook, naming it, with a non-zero exit status.
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+profile="${1:-quick}"
+[ -f "$profile" ] && profile="$(cd "$(dirname "$profile")" && pwd)/$(basename "$profile")"
+name="$(basename "$profile" .yaml)"
+notebooks_dir="${EMOLIB_NOTEBOOKS:-$here/notebooks}"
+"$here/scripts/setup_env.sh"
+venv="${EMOLIB_VENV:-$here/.venv}"
+export EMOLIB_DATA_DIR="${EMOLIB_DATA_DIR:-$here/data}"
+export MPLBACKEND=Agg PYTHONWARNINGS="ignore::DeprecationWarning"
+out="${EMOLIB_RESULTS_DIR:-$here}/results/$name/notebooks"
+mkdir -p "$out"
+mapfile -t notebooks < <(find "$notebooks_dir" -maxdepth 1 -name '[0-9][0-9]_*.ipynb' | sort)
+echo "run_all: profile $name, data ${EMOLIB_DATA_DIR}, ${#notebooks[@]} notebooks -> $out"
+start_all=$(date +%s)
+i=0
+for nb in "${notebooks[@]}"; do
+  i=$((i + 1))
+  base="$(basename "$nb")"
+  printf '[%d/%d] %s ... ' "$i" "${#notebooks[@]}" "$base"
+  start=$(date +%s)
+  if ! "$venv/bin/papermill" "$nb" "$out/$base" -p profile "$profile" --cwd "$notebooks_dir" \
+        --log-level WARNING --no-progress-bar > "$out/${base%.ipynb}.log" 2>&1; then
+    echo "FAILED after $(( $(date +%s) - start )) s"
+    tail -n 30 "$out/${base%.ipynb}.log" >&2
+    echo "run_all: notebook $base failed (profile $name); executed copy: $out/$base" >&2
+    exit 1
+  fi
+  "$venv/bin/jupyter" nbconvert --to html --log-level WARN "$out/$base" >/dev/null 2>&1 \
+    || echo -n "(HTML render failed) "
+  echo "ok in $(( $(date +%s) - start )) s"
+done
+echo "run_all: all ${#notebooks[@]} notebooks of profile $name done in $(( $(date +%s) - start_all )) s"

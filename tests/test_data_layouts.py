@@ -1,0 +1,167 @@
+"""FER-2013 loaders: every layout a user may have gives the same pixels, labels and splits."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from emolib.data import DataError, detect_fer_layout, load_fer2013
+from emolib.data.fer2013 import KAGGLE_CLASSES
+
+CSV_CODES = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]  # fer2013.csv 0-6
+USAGES = ["Training", "PublicTest", "PrivateTest"]
+
+
+@pytest.fixture(scope="module")
+def faces() -> pd.DataFrame:
+    """21 random 48x48 faces: 7 classes x 3 usages, one each, with distinct pixels."""
+    rng = np.random.default_rng(7)
+    rows = []
+    for k, (code, usage) in enumerate((c, u) for c in range(7) for u in USAGES):
+        rows.append({"emotion": code, "Usage": usage, "pixels": rng.integers(0, 256, (48, 48), dtype=np.uint8),
+                     "name": f"{usage}_{1000 + k}"})
+    return pd.DataFrame(rows)
+
+
+def _write_kaggle(root: Path, faces: pd.DataFrame, suffix: str = ".png") -> None:
+    for r in faces.itertuples():
+        folder = "train" if r.Usage == "Training" else "test"
+        path = root / folder / CSV_CODES[r.emotion] / f"{r.name}{suffix}"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(r.pixels).save(path)
+
+
+def _pixel_strings(faces: pd.DataFrame) -> list[str]:
+    return [" ".join(map(str, p.ravel())) for p in faces["pixels"]]
+
+
+def _write_fer_csv(path: Path, faces: pd.DataFrame) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame({"emotion": faces["emotion"], "pixels": _pixel_strings(faces), "Usage": faces["Usage"]}).to_csv(path, index=False)
+
+
+def _write_icml_csv(path: Path, faces: pd.DataFrame) -> None:
+    frame = pd.DataFrame({"emotion": faces["emotion"], " Usage": faces["Usage"], " pixels": _pixel_strings(faces)})
+    frame.to_csv(path, index=False)
+
+
+def _canonical(image_set) -> list[tuple]:
+    """(pixel bytes, label, split) per image, sorted: comparable across layouts."""
+    return sorted((p.tobytes(), int(y), s) for p, y, s in zip(image_set.pixels, image_set.labels, image_set.splits, strict=True))
+
+
+@pytest.fixture(scope="module")
+def layouts(tmp_path_factory, faces) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("fer_layouts")
+    _write_kaggle(root / "kaggle", faces)
+    with zipfile.ZipFile(root / "archive.zip", "w") as zf:
+        for path in sorted((root / "kaggle").rglob("*.png")):
+            zf.write(path, path.relative_to(root / "kaggle").as_posix())
+    _write_fer_csv(root / "fer2013.csv", faces)
+    _write_icml_csv(root / "icml_face_data.csv", faces)
+    _write_fer_csv(root / "tv" / "fer2013" / "fer2013.csv", faces)
+    return {
+        "kaggle_folder": root / "kaggle",
+        "kaggle_zip": root / "archive.zip",
+        "fer_csv": root / "fer2013.csv",
+        "icml_csv": root / "icml_face_data.csv",
+        "torchvision": root / "tv",
+    }
+
+
+def test_every_layout_is_detected(layouts):
+    for layout, path in layouts.items():
+        assert detect_fer_layout(path) == layout
+
+
+def test_layouts_give_identical_pixels_labels_and_splits(layouts, faces):
+    expected = sorted(
+        (p.tobytes(), int(e), {"Training": "train", "PublicTest": "public_test", "PrivateTest": "private_test"}[u])
+        for p, e, u in zip(faces["pixels"], faces["emotion"], faces["Usage"], strict=True)
+    )
+    for layout, path in layouts.items():
+        assert _canonical(load_fer2013(path)) == expected, layout
+
+
+def test_kaggle_folder_order_is_not_label_order(layouts):
+    """The Kaggle folders are alphabetical (neutral is 5th); labels must follow fer2013.csv codes."""
+    assert KAGGLE_CLASSES.index("neutral") == 4
+    loaded = load_fer2013(layouts["kaggle_zip"])
+    neutral = [i for i, p in enumerate(loaded.meta["kaggle_path"]) if "/neutral/" in p]
+    assert neutral and set(loaded.labels[neutral]) == {6}
+    assert set(loaded.label_names[neutral]) == {"neutral"}
+
+
+def test_torchvision_train_test_csv_without_test_labels(tmp_path, faces):
+    base = tmp_path / "fer2013"
+    base.mkdir()
+    train = faces[faces.Usage == "Training"]
+    pd.DataFrame({"emotion": train["emotion"], "pixels": _pixel_strings(train)}).to_csv(base / "train.csv", index=False)
+    test = faces[faces.Usage != "Training"]
+    pd.DataFrame({"pixels": _pixel_strings(test)}).to_csv(base / "test.csv", index=False)
+    loaded = load_fer2013(tmp_path)
+    assert (loaded.splits == "train").sum() == 7 and (loaded.splits == "test").sum() == 14
+    assert (loaded.labels[loaded.splits == "test"] == -1).all()
+    assert list(loaded.labels[loaded.splits == "train"]) == list(train["emotion"])
+
+
+def test_jpeg_kaggle_layout_is_close_to_csv(tmp_path, faces):
+    _write_kaggle(tmp_path / "jpg", faces, suffix=".jpg")
+    loaded = load_fer2013(tmp_path / "jpg")
+    by_name = dict(zip(faces["name"], faces["pixels"], strict=True))
+    diffs = [np.abs(p.astype(int) - by_name[i].astype(int)).mean() for i, p in zip(loaded.ids, loaded.pixels, strict=True)]
+    assert len(diffs) == 21 and max(diffs) < 40  # lossy JPEG of noise, but the same image
+
+
+# ----------------------------------------------------------------------------- bad input
+def test_missing_path_names_the_path_and_the_fix(tmp_path):
+    with pytest.raises(DataError, match=r"not found at .*nowhere.*EMOLIB_DATA_DIR"):
+        load_fer2013(tmp_path / "nowhere.zip")
+
+
+def test_unknown_layout(tmp_path):
+    (tmp_path / "something").mkdir()
+    with pytest.raises(DataError, match="not a FER-2013 layout"):
+        load_fer2013(tmp_path / "something")
+
+
+def test_unknown_class_folder(tmp_path, faces):
+    _write_kaggle(tmp_path / "k", faces)
+    (tmp_path / "k" / "train" / "contempt").mkdir()
+    Image.fromarray(faces["pixels"][0]).save(tmp_path / "k" / "train" / "contempt" / "Training_1.png")
+    with pytest.raises(DataError, match=r"unknown class folder train/contempt"):
+        load_fer2013(tmp_path / "k")
+
+
+def test_corrupt_image_is_named_or_listed(tmp_path, faces):
+    _write_kaggle(tmp_path / "k", faces)
+    bad = tmp_path / "k" / "train" / "happy" / "Training_9999.png"
+    bad.write_bytes(b"not an image")
+    with pytest.raises(DataError, match=r"Training_9999.png.*skip_unreadable"):
+        load_fer2013(tmp_path / "k")
+    loaded = load_fer2013(tmp_path / "k", skip_unreadable=True)
+    assert len(loaded) == 21
+    assert any("Training_9999.png" in u for u in loaded.meta.attrs["unreadable"])
+
+
+def test_wrong_csv_columns(tmp_path):
+    pd.DataFrame({"label": [0], "image": ["0 " * 2304]}).to_csv(tmp_path / "fer2013.csv", index=False)
+    with pytest.raises(DataError, match=r"fer2013.csv: missing column\(s\) \['Usage', 'pixels'\]"):
+        load_fer2013(tmp_path / "fer2013.csv")
+
+
+def test_wrong_pixel_count(tmp_path):
+    pd.DataFrame({"emotion": [0], "pixels": ["1 2 3"], "Usage": ["Training"]}).to_csv(tmp_path / "fer2013.csv", index=False)
+    with pytest.raises(DataError, match="2304 values"):
+        load_fer2013(tmp_path / "fer2013.csv")
+
+
+def test_bad_zip(tmp_path):
+    (tmp_path / "archive.zip").write_bytes(b"PK broken")
+    with pytest.raises(DataError, match="not a readable zip"):
+        load_fer2013(tmp_path / "archive.zip")
