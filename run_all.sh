@@ -5,13 +5,16 @@
 # Executed notebooks: results/<profile>/notebooks/NN_*.ipynb (+ .html for readers without
 # Jupyter); figures/<profile>/ and tables/<profile>/ hold what the notebooks write.
 # Stops at the first failing notebook, naming it, with a non-zero exit status.
+# Environment: EMOLIB_DATA_DIR (data root, default ./data), EMOLIB_RESULTS_DIR (where
+# results/ figures/ tables/ go, default here), EMOLIB_NOTEBOOKS (default ./notebooks).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 profile="${1:-quick}"
 [ -f "$profile" ] && profile="$(cd "$(dirname "$profile")" && pwd)/$(basename "$profile")"
 name="$(basename "$profile" .yaml)"
 notebooks_dir="${EMOLIB_NOTEBOOKS:-$here/notebooks}"
-"$here/scripts/setup_env.sh"
+# EMOLIB_SKIP_SETUP=1: the environment is already set up (the test suite runs this script so)
+[ "${EMOLIB_SKIP_SETUP:-0}" = 1 ] || "$here/scripts/setup_env.sh"
 venv="${EMOLIB_VENV:-$here/.venv}"
 export EMOLIB_DATA_DIR="${EMOLIB_DATA_DIR:-$here/data}"
 export MPLBACKEND=Agg PYTHONWARNINGS="ignore::DeprecationWarning"
