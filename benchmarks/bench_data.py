@@ -22,7 +22,8 @@ t = time.perf_counter()
 with zipfile.ZipFile({path!r}) as zf:
     names = [n for n in zf.namelist() if n.endswith('.jpg')]
     pixels = np.stack([np.asarray(Image.open(io.BytesIO(zf.read(n))).convert('L')) for n in names])
-print({{"seconds": time.perf_counter() - t, "n": len(pixels), "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}})
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print({{"seconds": time.perf_counter() - t, "n": len(pixels), "peak_rss_mb": peak}})
 """
 
 EMOLIB = """
@@ -30,7 +31,8 @@ import resource, time
 from emolib.data import load_fer2013
 t = time.perf_counter()
 faces = load_fer2013({path!r}, workers={workers})
-print({{"seconds": time.perf_counter() - t, "n": len(faces), "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}})
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print({{"seconds": time.perf_counter() - t, "n": len(faces), "peak_rss_mb": peak}})
 """
 
 BASELINE = """

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import matplotlib
 
-if "MPLBACKEND" not in os.environ and not matplotlib.get_backend().lower().startswith(("module://", "nbagg", "widget")):
+_INTERACTIVE = ("module://", "nbagg", "widget")
+if "MPLBACKEND" not in os.environ and not matplotlib.get_backend().lower().startswith(_INTERACTIVE):
     matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
@@ -43,8 +44,9 @@ def plot_confusion(cm: np.ndarray, class_names: list[str] | tuple[str, ...], ax:
     cm = np.asarray(cm, dtype=float)
     if normalize:
         cm = cm / np.clip(cm.sum(axis=1, keepdims=True), 1, None)
+    columns = pred_names or list(class_names)[: cm.shape[1]] + ["none"] * (cm.shape[1] - len(class_names))
     sns.heatmap(cm, annot=True, fmt=".2f" if normalize else ".0f", cmap="Blues", cbar=False,
-                xticklabels=pred_names or list(class_names)[: cm.shape[1]] + ["none"] * (cm.shape[1] - len(class_names)),
+                xticklabels=columns,
                 yticklabels=list(class_names), ax=ax, vmin=0, vmax=1 if normalize else None)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)

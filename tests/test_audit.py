@@ -31,12 +31,17 @@ def _planted() -> ImageSet:
     labels = [i % 7 for i in range(30)]
     # exact copies: image 0 into test with the same label, image 1 into test with another
     # label, image 2 twice within train
-    for src, split, label in ((0, "private_test", labels[0]), (1, "private_test", 5), (2, "train", labels[2]), (2, "train", labels[2])):
-        pixels.append(base[src].copy()); splits.append(split); labels.append(label)
+    plants = ((0, "private_test", labels[0]), (1, "private_test", 5), (2, "train", labels[2]), (2, "train", labels[2]))
+    for src, split, label in plants:
+        pixels.append(base[src].copy())
+        splits.append(split)
+        labels.append(label)
     # near copies: image 3 with +2 brightness and a few changed pixels, into test
     near = np.clip(base[3].astype(int) + 2, 0, 255).astype(np.uint8)
     near[0, :3] = 0
-    pixels.append(near); splits.append("private_test"); labels.append(labels[3])
+    pixels.append(near)
+    splits.append("private_test")
+    labels.append(labels[3])
     n = len(pixels)
     return ImageSet("planted", "fer7", np.array([f"img{i}" for i in range(n)], dtype=object),
                     np.array(splits, dtype=object), np.array(labels), pixels=np.stack(pixels))

@@ -61,7 +61,8 @@ def test_smoke_profile_runs_every_notebook(tmp_path):
 def test_run_all_stops_at_first_failure_and_names_it(tmp_path):
     nbdir = tmp_path / "nbs"
     nbdir.mkdir()
-    for name, source in (("01_ok.ipynb", "x = 1"), ("02_broken.ipynb", "raise ValueError('boom')"), ("03_never.ipynb", "y = 2")):
+    cells = {"01_ok.ipynb": "x = 1", "02_broken.ipynb": "raise ValueError('boom')", "03_never.ipynb": "y = 2"}
+    for name, source in cells.items():
         nb = nbformat.v4.new_notebook()
         nb.cells = [nbformat.v4.new_code_cell('profile = "smoke"', metadata={"tags": ["parameters"]}),
                     nbformat.v4.new_code_cell(source)]

@@ -79,7 +79,8 @@ def run_audit(profile: Profile, image_set: ImageSet) -> dict[str, pd.DataFrame]:
             }),
         }
     for name, frame in out.items():
-        write_parquet(store.path(f"audit_{name}.parquet"), frame.astype({c: str for c in frame.columns if frame[c].dtype == object}))
+        text_columns = {c: str for c in frame.columns if frame[c].dtype == object}
+        write_parquet(store.path(f"audit_{name}.parquet"), frame.astype(text_columns))
     store.write_meta(n_images=len(image_set))
     return out
 
@@ -161,5 +162,6 @@ def evoked_frame(evoked: ImageSet) -> pd.DataFrame:
     frame = evoked.to_frame()
     frame["entropy_bits"] = label_entropy(evoked.soft_labels)
     columns = list(evoked.soft_label_names)
-    frame["own_label_share"] = evoked.soft_labels[np.arange(len(evoked)), [columns.index(n) for n in evoked.label_names]]
+    own = [columns.index(n) for n in evoked.label_names]
+    frame["own_label_share"] = evoked.soft_labels[np.arange(len(evoked)), own]
     return frame

@@ -30,7 +30,8 @@ def stratified_indices(labels: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
     while take.sum() > n:
         c = np.argmax(take - exact)
         take[c] -= 1
-    picked = [rng.choice(np.flatnonzero(labels == c), size=k, replace=False) for c, k in zip(classes, take, strict=True)]
+    picked = [rng.choice(np.flatnonzero(labels == c), size=k, replace=False)
+              for c, k in zip(classes, take, strict=True)]
     return np.sort(np.concatenate(picked))
 
 
