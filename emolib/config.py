@@ -54,36 +54,57 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class RestorationConfig:
-    """Face restoration (notebook 02). ``selected`` is the variant notebooks 03/04 compare."""
+    """Face restoration (notebook 02); see ``emolib.restore`` for the backend names.
+
+    ``backends`` are compared in notebook 02 on a small preview (``preview_per_class`` faces
+    per class). ``selected`` (and any ``eval_backends``) restore the whole evaluation subset
+    (``splits``, each cut to ``eval_size`` stratified faces) that notebooks 03/04 evaluate
+    against ``none`` (the original 48 px faces; resizing is the consumer's job).
+    """
 
     backends: tuple[str, ...] = ("none", "bicubic")
     output_size: int = 96
     selected: str = "bicubic"
-    gfpgan_weights: str | None = None  # local .pth; null = the default download location
-    realesrgan_model: str = "realesrgan-x4"
+    eval_backends: tuple[str, ...] = ()  # restored on the evaluation subset besides `selected`
     splits: tuple[str, ...] = ("private_test",)
+    eval_size: int | None = None  # faces per split, stratified with the profile seed; null = all
+    preview_per_class: int = 4  # faces per class every backend restores for notebook 02
     batch_size: int = 32
+    gfpgan_weights_dir: str | None = None  # holds GFPGANv1.x.pth; null = torch hub checkpoints
+    realesrgan_gpuid: int = -1  # -1: CPU; >= 0: Vulkan device
+    realesrgan_threads: int = 1  # ncnn instances run side by side
+    unsharp_radius: float = 1.5  # lanczos-unsharp: Pillow UnsharpMask settings
+    unsharp_percent: int = 120
+    unsharp_threshold: int = 2
 
 
 @dataclass(frozen=True)
 class CNNConfig:
-    """CNN training and evaluation (notebook 03)."""
+    """CNN training and evaluation (notebook 03). Per-model ``widths`` (channel multiplier of
+    VGG/EfficientNet; 1.0 = published) and ``stem_strides`` (downsampling of the stem; missing =
+    torchvision's own) are how the quick profile buys accuracy per CPU minute."""
 
     models: tuple[str, ...] = ("resnet50", "efficientnet_b0", "vgg19_bn")
     weights: Literal["imagenet", "none"] = "none"
     input_size: int = 48
-    stem: Literal["gray", "rgb"] = "gray"
+    stem: Literal["gray", "rgb"] = "gray"  # gray: 1-channel stem; rgb: gray replicated x3
+    widths: dict[str, float] = field(default_factory=dict)
+    stem_strides: dict[str, int] = field(default_factory=dict)
+    train_subset: int | None = None  # stratified Training images used; null = all 28,709
+    val_subset: int | None = None  # stratified PublicTest images for model selection; null = all
     epochs: int = 10
     batch_size: int = 128
     lr: float = 1e-3
     weight_decay: float = 5e-4
     optimizer: Literal["adamw", "sgd"] = "adamw"
-    warmup_epochs: int = 1
+    warmup_epochs: float = 1.0  # linear warm-up length, in epochs (fractions allowed)
     label_smoothing: float = 0.1
     class_weights: bool = False
+    erase_p: float = 0.5  # random-erasing probability per image
     patience: int = 5
     seeds: tuple[int, ...] = (0,)
     bf16_models: tuple[str, ...] = ()  # models trained under CPU bf16 autocast (measure first)
+    threads: int = 2  # torch CPU threads
     hard_threshold: float = 0.8  # hard = wrong or p(true) below this, out of fold
     hard_folds: int = 5
 
@@ -102,19 +123,39 @@ class VLMConfig:
     max_new_tokens: int = 64
     temperature: float = 0.0
     concurrency: int = 4
-    embedding_threshold: float = 0.5
+    embedding_threshold: float = 0.6  # SBERT cosine needed to map a free answer to a label
     fer_eval_size: int | None = None  # PrivateTest images scored per model; null = all
     emotion6_eval_size: int | None = None
+    probe_train_size: int | None = 2000  # training images of the CLIP linear probe; null = all
+    probe_c: float = 1.0  # inverse L2 strength of the probe's logistic regression
+    restored: bool = True  # also score the restored faces (restoration.selected) if available
+    hf_trust_remote_code: bool = False  # run a cached model's own code (Phi-3.5-Vision needs it)
+    request_timeout_s: float = 60.0
+    max_retries: int = 4  # retries after the first attempt on 429/5xx/timeouts
+    retry_base_s: float = 1.0  # backoff: base * 2**attempt (or the server's Retry-After)
+    json_mode: bool = True  # ask OpenAI-compatible servers for response_format json_object
+    torch_threads: int | None = None  # set torch's CPU threads for the stage; null = leave as is
     random_weights_ok: bool = False  # smoke only: random-weight stand-ins, flagged in every table
+    random_image_size: int = 64  # input size of random-weight CLIP stand-ins
+    random_context_length: int = 32  # text context of random-weight CLIP stand-ins
 
 
 @dataclass(frozen=True)
 class PromptStudyConfig:
-    """Prompt-sensitivity sweep (notebook 05)."""
+    """Prompt-sensitivity sweep (notebook 05); variant kinds are those of ``emolib.prompts``
+    (``permuted`` expands to ``n_permutations`` seeded orders, ``order4`` to every order of
+    ``order_labels`` labels asked on ``order_sample_size`` images)."""
 
-    variants: tuple[str, ...] = ("base", "positive_first", "negative_first", "no_labels")
+    variants: tuple[str, ...] = (
+        "base", "positive_first", "negative_first", "permuted", "order4", "persona_positive",
+        "persona_negative", "persona_neutral", "explain", "context_reasoning", "caption_then_predict",
+        "no_labels")
     n_permutations: int = 5
-    sample_size: int | None = 200
+    sample_size: int | None = 200  # stratified images of each data set; null = all
+    order_labels: int = 4  # labels of the all-orders design (4 -> 24 orders)
+    order_sample_size: int | None = 48  # images (truth among those labels) asked in every order
+    datasets: tuple[str, ...] = ("evoked",)  # evoked | faces
+    open_vocab_threshold: float = 0.0  # no_labels: cosine needed to map a free answer to a label
     alpha: float = 0.05
 
 
@@ -122,8 +163,15 @@ class PromptStudyConfig:
 class CostConfig:
     """Cost measurement (notebook 06)."""
 
-    scaling_sizes: tuple[int, ...] = (100, 300, 1000)
+    scaling_sizes: tuple[int, ...] = (100, 300, 1000)  # images per timed inference run
+    scaling_models: tuple[str, ...] | None = None  # "cnn:resnet50", "clip:ViT-B-32/openai"; null = all
+    scaling_batch_size: int = 32
+    scaling_repeats: int = 2  # rounds over all sizes; the fastest round per size is fitted
+    scaling_threads: int = 1  # torch threads while timing; 1 is robust on a shared, busy CPU
+    scaling_budget_s: float | None = None  # per model; sizes shrink in proportion beyond it
     sample_interval_s: float = 0.05  # RSS sampling period inside a timed phase
+    infer_phases: tuple[str, ...] = ("infer",)  # phase names that count as inference
+    train_phases: tuple[str, ...] = ("train",)  # phase names that count as training
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ model calls.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -20,6 +21,7 @@ import pandas as pd
 from emolib.config import VLMConfig
 from emolib.data import ImageSet
 from emolib.labels import LabelSet
+from emolib.predictions import make_predictions
 
 RANDOM_FLAG = "random weights — measures nothing"
 AVAILABLE, UNAVAILABLE = "available", "unavailable"
@@ -48,7 +50,7 @@ class ModelSpec:
 
     @property
     def is_random(self) -> bool:
-        return self.backend == "clip" and self.model.endswith("/random")
+        return (self.backend == "clip" and self.model.endswith("/random")) or self.model.startswith("tiny-random")
 
     @property
     def note(self) -> str:
@@ -76,17 +78,21 @@ def model_specs(config: VLMConfig) -> list[ModelSpec]:
             + [ModelSpec("recorded", m) for m in config.recorded])
 
 
-def _loaders() -> dict[str, Callable]:
-    from emolib.vlm import clip, hf, openai_api, recorded
+LOADERS = {"clip": ("emolib.vlm.clip", "load_clip_backend"), "hf": ("emolib.vlm.hf", "load_hf_backend"),
+           "openai": ("emolib.vlm.openai_api", "load_openai_backend"),
+           "recorded": ("emolib.vlm.recorded", "load_recorded_backend")}
 
-    return {"clip": clip.load_clip_backend, "hf": hf.load_hf_backend,
-            "openai": openai_api.load_openai_backend, "recorded": recorded.load_recorded_backend}
+
+def _loader(backend: str) -> Callable:
+    """The backend's loader, imported on first use (torch/transformers only when needed)."""
+    module, name = LOADERS[backend]
+    return getattr(importlib.import_module(module), name)
 
 
 def load_backend(spec: ModelSpec | str, config: VLMConfig, cache=None, device: str = "cpu") -> Backend:
     """A ready backend for ``spec``; raises ``ModelUnavailable`` with the reason."""
     spec = ModelSpec.parse(spec) if isinstance(spec, str) else spec
-    return _loaders()[spec.backend](spec, config, cache=cache, device=device)
+    return _loader(spec.backend)(spec, config, cache=cache, device=device)
 
 
 def model_status(spec: ModelSpec, config: VLMConfig, device: str = "cpu",
@@ -130,3 +136,26 @@ def predict(backend_model: ModelSpec | str | Backend, image_set: ImageSet, label
     elif cache is not None:
         backend_model.cache = cache
     return backend_model.predict(image_set, label_set, prompt, variant)
+
+
+def answer_table(image_set: ImageSet, label_set: LabelSet, spec: ModelSpec, variant: str,
+                 answers: list[str | None], latency_s: list[float], errors: list[str | None],
+                 embedder=None, threshold: float = 0.6) -> pd.DataFrame:
+    """Predictions table of free-text answers (one per image, in image-set order).
+
+    ``errors[i]`` set: the call failed after its retries -> ``parse_status == "error"``,
+    ``y_pred == -1`` and the error text in ``raw_response``. Else the answer is parsed with
+    ``parse_answer`` (unparseable answers stay in the table with ``y_pred == -1``).
+    """
+    from emolib.vlm.parse import parse_answer
+
+    n = len(image_set)
+    parsed = [None if err else parse_answer(ans, label_set, embedder, threshold)
+              for ans, err in zip(answers, errors, strict=True)]
+    return make_predictions(
+        image_id=image_set.ids, split=image_set.splits, dataset=[image_set.name] * n,
+        label_set=[label_set.name] * n, y_true=image_set.labels,
+        y_pred=[-1 if p is None else p.label for p in parsed], model=[spec.model] * n,
+        backend=[spec.backend] * n, variant=[variant] * n,
+        raw_response=[err or ans for ans, err in zip(answers, errors, strict=True)],
+        parse_status=["error" if p is None else p.status for p in parsed], latency_s=latency_s)

@@ -7,7 +7,7 @@
    (``prediction``, ``emotion``, ``label``, ...). Several objects that name different labels
    are ambiguous -> no JSON answer. Status ``json``.
 2. The value (or the whole text) through the label set's synonyms; cue phrases
-   ("the answer is X", "emotion: X"); a label word opening the answer; else the one label
+   ("the answer is X", "emotion: X"); a label word alone as the first sentence; else the one label
    the text mentions (mentions after "not"/"no" are ignored). Status ``text_match``.
 3. A short leftover (the JSON value, or an answer of at most ``MAX_EMBED_WORDS`` words) is
    embedded with a sentence embedder and given the nearest label if the cosine similarity
@@ -28,7 +28,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from emolib.labels import LabelSet, normalize_label
+from emolib.labels import SYNONYMS, LabelSet, normalize_label
 
 PREDICTION_KEYS = ("prediction", "predicted_emotion", "predicted emotion", "emotion", "label",
                    "answer", "class", "category", "predicted_label", "result")
@@ -149,9 +149,9 @@ def match_text(text: str, label_set: LabelSet) -> str | None:
     cue = CUE.search(text)
     if cue and (found := resolve_word(cue.group(1), label_set)):
         return found
-    tokens = _tokens(text)
-    if tokens and (found := normalize_label(tokens[0], label_set)):
-        return found
+    opening = _tokens(re.split(r"[.!\n:;]", text.strip(), maxsplit=1)[0])
+    if len(opening) == 1 and (found := normalize_label(opening[0], label_set)):
+        return found  # "Angry. The brows ..." : a label alone as the first sentence
     distinct = set(mentioned_labels(text, label_set))
     return distinct.pop() if len(distinct) == 1 else None
 
@@ -172,14 +172,24 @@ def load_embedder() -> Embedder:
 _LABEL_VECTORS: dict[tuple[int, tuple[str, ...]], np.ndarray] = {}
 
 
+def label_words(label_set: LabelSet) -> tuple[list[str], np.ndarray]:
+    """Every word naming a label of the set (its name and synonyms) and its label index."""
+    words, owners = [], []
+    for index, name in enumerate(label_set.names):
+        for word in sorted({name} | {w for w in SYNONYMS if normalize_label(w, label_set) == name}):
+            words.append(word)
+            owners.append(index)
+    return words, np.array(owners)
+
+
 def nearest_label(phrase: str, label_set: LabelSet, embedder: Embedder) -> tuple[int, float]:
-    """Index of the label whose name is nearest to ``phrase`` and the cosine similarity."""
+    """Index of the label with a name or synonym nearest to ``phrase``, and that cosine."""
     key = (id(embedder), label_set.names)
     if key not in _LABEL_VECTORS:
-        _LABEL_VECTORS[key] = embedder(list(label_set.names))
+        _LABEL_VECTORS[key] = embedder(label_words(label_set)[0])
     sims = _LABEL_VECTORS[key] @ embedder([phrase])[0]
     best = int(np.argmax(sims))
-    return best, float(sims[best])
+    return int(label_words(label_set)[1][best]), float(sims[best])
 
 
 # ----------------------------------------------------------------------------- entry point
@@ -205,3 +215,8 @@ def parse_answer(text: str | None, label_set: LabelSet, embedder: Embedder | Non
         if sim >= threshold:
             return ParsedAnswer(index, "embedding_match", phrase, sim)
     return UNPARSEABLE
+
+
+def lazy_embedder() -> Embedder:
+    """An embedder that loads the SBERT model only when an answer first needs it."""
+    return lambda texts: load_embedder()(texts)

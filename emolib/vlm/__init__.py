@@ -1,0 +1,18 @@
+"""Zero-shot vision-language models behind one interface (see ``base``).
+
+Backends: ``clip`` (open_clip / transformers CLIP), ``hf`` (local generative VLMs),
+``openai`` (OpenAI-compatible endpoints), ``recorded`` (answers recorded elsewhere). Answers
+are parsed by ``parse.parse_answer`` and cached by ``cache.ResponseCache``. Importing this
+package loads neither torch nor transformers; each backend module does when first used.
+"""
+
+from emolib.vlm.base import ModelSpec, ModelUnavailable, load_backend, model_specs, predict, status_table
+from emolib.vlm.cache import ResponseCache, cache_path
+from emolib.vlm.parse import ParsedAnswer, parse_answer
+from emolib.vlm.templates import class_words, clip_templates, generative_prompt, load_templates
+
+__all__ = [
+    "ModelSpec", "ModelUnavailable", "ParsedAnswer", "ResponseCache", "cache_path", "class_words",
+    "clip_templates", "generative_prompt", "load_backend", "load_templates", "model_specs",
+    "parse_answer", "predict", "status_table",
+]

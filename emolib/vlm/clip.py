@@ -1,0 +1,218 @@
+"""CLIP zero-shot (and linear-probe features) through open_clip, or transformers CLIP/SigLIP.
+
+Model names (the part after ``clip:``):
+
+- ``<arch>/<pretrained tag>``, e.g. ``ViT-B-32/openai``, ``ViT-L-14/laion2b_s32b_b82k``:
+  open_clip, weights only from the local cache (never downloaded here).
+- ``<arch>/<path to a .pt/.bin/.safetensors file>``: open_clip with local weights.
+- ``<arch>/random``: random weights (``VLMConfig.random_weights_ok`` only; smoke tests),
+  flagged "random weights — measures nothing" wherever its numbers appear.
+- ``transformers:<repo or folder>``: a Hugging Face CLIP/SigLIP model (``AutoModel`` with
+  ``get_image_features``/``get_text_features``), from the local cache only.
+
+Zero-shot: the text embedding of a class is the mean of the unit text embeddings of all
+(template, class word) pairs, normalised again; text features are computed once per
+(label set, templates, words). Images are encoded in batches of ``VLMConfig.batch_size``.
+Scores are ``softmax(logit_scale * cos)`` over classes, one row per image.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from PIL import Image
+from tqdm.auto import tqdm
+
+from emolib.config import VLMConfig
+from emolib.data import ImageSet, image_hash
+from emolib.labels import LabelSet
+from emolib.predictions import make_predictions
+from emolib.vlm.base import ModelSpec, ModelUnavailable
+from emolib.vlm.cache import cache_key
+from emolib.vlm.templates import class_words, clip_templates
+
+WEIGHT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors")
+
+
+def to_pil(image: np.ndarray) -> Image.Image:
+    """uint8 (H, W) or (H, W, 3) -> RGB PIL image (grey faces are repeated over 3 channels)."""
+    return Image.fromarray(image).convert("RGB")
+
+
+def cached_pretrained_file(arch: str, tag: str) -> str:
+    """Local file of open_clip weights ``arch``/``tag``; raises ModelUnavailable if not cached."""
+    import open_clip
+    from huggingface_hub import try_to_load_from_cache
+
+    cfg = open_clip.get_pretrained_cfg(arch, tag)
+    if not cfg:
+        raise ModelUnavailable(f"open_clip has no pretrained tag {tag!r} for {arch!r}")
+    if cfg.get("hf_hub"):
+        parts = cfg["hf_hub"].strip("/").split("/")
+        repo, rest = "/".join(parts[:2]), "/".join(parts[2:])
+        for filename in ([rest] if rest else []) + ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"]:
+            found = try_to_load_from_cache(repo, filename)
+            if isinstance(found, str):
+                return found
+    if cfg.get("url"):
+        local = Path.home() / ".cache" / "clip" / Path(cfg["url"]).name
+        if local.is_file():
+            return str(local)
+    raise ModelUnavailable(f"weights {arch}/{tag} are not in the local cache (no download here)")
+
+
+def _open_clip_model(arch: str, weights: str, config: VLMConfig, device: str):
+    import open_clip
+
+    if arch not in open_clip.list_models():
+        raise ModelUnavailable(f"open_clip has no architecture {arch!r}")
+    if weights == "random":
+        if not config.random_weights_ok:
+            raise ModelUnavailable("random weights are allowed only when vlm.random_weights_ok (smoke)")
+        # Random weights measure nothing, so shrink input and context to keep smoke runs fast.
+        model, _, preprocess = open_clip.create_model_and_transforms(
+            arch, pretrained=None, device=device, force_image_size=config.random_image_size,
+            force_context_length=config.random_context_length)
+        tokenizer = open_clip.get_tokenizer(arch, context_length=config.random_context_length)
+        return model.eval(), preprocess, tokenizer
+    elif weights.endswith(WEIGHT_SUFFIXES):
+        if not Path(weights).is_file():
+            raise ModelUnavailable(f"weights file {weights} does not exist")
+        pretrained = weights
+    else:
+        pretrained = cached_pretrained_file(arch, weights)
+    model, _, preprocess = open_clip.create_model_and_transforms(arch, pretrained=pretrained, device=device)
+    return model.eval(), preprocess, open_clip.get_tokenizer(arch)
+
+
+class _TransformersClip(torch.nn.Module):
+    """A transformers CLIP/SigLIP model behind open_clip's encode_image/encode_text."""
+
+    def __init__(self, model, processor) -> None:
+        super().__init__()
+        self.model, self.processor = model, processor
+        scale = getattr(model, "logit_scale", None)
+        self.logit_scale = scale if scale is not None else torch.nn.Parameter(torch.tensor(np.log(100.0)))
+
+    def encode_image(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        return _as_tensor(self.model.get_image_features(pixel_values=pixel_values))
+
+    def encode_text(self, texts: list[str]) -> torch.Tensor:
+        tokens = self.processor.tokenizer(texts, padding="max_length", truncation=True, return_tensors="pt")
+        return _as_tensor(self.model.get_text_features(**tokens.to(self.model.device)))
+
+
+def _as_tensor(out) -> torch.Tensor:
+    return out if isinstance(out, torch.Tensor) else out.pooler_output
+
+
+def _transformers_model(repo: str, device: str):
+    from transformers import AutoModel, AutoProcessor
+
+    try:
+        processor = AutoProcessor.from_pretrained(repo, local_files_only=True)
+        model = AutoModel.from_pretrained(repo, local_files_only=True).to(device).eval()
+    except (OSError, ValueError) as err:
+        raise ModelUnavailable(f"{repo} is not in the local Hugging Face cache: {str(err)[:160]}") from err
+    wrapped = _TransformersClip(model, processor)
+    preprocess = lambda img: processor(images=img, return_tensors="pt")["pixel_values"][0]  # noqa: E731
+    return wrapped, preprocess, lambda texts: list(texts)
+
+
+class ClipBackend:
+    """Zero-shot CLIP over any label set; ``text_encodes`` counts text-feature computations."""
+
+    def __init__(self, spec: ModelSpec, model, preprocess, tokenizer, config: VLMConfig,
+                 cache=None, device: str = "cpu") -> None:
+        self.spec, self.model, self.preprocess, self.tokenizer = spec, model, preprocess, tokenizer
+        self.config, self.cache, self.device = config, cache, device
+        self._text: dict[tuple, torch.Tensor] = {}
+        self.text_encodes = 0
+        self.image_encodes = 0
+
+    @torch.inference_mode()
+    def text_features(self, label_set: LabelSet, templates: tuple[str, ...]) -> torch.Tensor:
+        """(k, d) unit class embeddings, averaged over templates and class words; memoised."""
+        words = class_words(label_set)
+        key = (label_set.names, templates, words)
+        if key not in self._text:
+            self.text_encodes += 1
+            rows = []
+            for class_words_ in words:
+                texts = [t.replace("{c}", w) for w in class_words_ for t in templates]
+                tokens = self.tokenizer(texts)
+                if isinstance(tokens, torch.Tensor):
+                    tokens = tokens.to(self.device)
+                emb = self.model.encode_text(tokens).float()
+                emb = torch.nn.functional.normalize(emb, dim=-1).mean(dim=0)
+                rows.append(torch.nn.functional.normalize(emb, dim=0))
+            self._text[key] = torch.stack(rows)
+        return self._text[key]
+
+    @torch.inference_mode()
+    def image_features(self, images: list[np.ndarray], progress: bool = False) -> np.ndarray:
+        """(n, d) unit image embeddings, encoded in batches of ``config.batch_size``."""
+        out = []
+        batches = range(0, len(images), self.config.batch_size)
+        for start in tqdm(batches, desc=f"clip {self.spec.model}", disable=not progress, leave=False):
+            chunk = images[start:start + self.config.batch_size]
+            pixels = torch.stack([self.preprocess(to_pil(im)) for im in chunk]).to(self.device)
+            emb = self.model.encode_image(pixels).float()
+            self.image_encodes += len(chunk)
+            out.append(torch.nn.functional.normalize(emb, dim=-1).cpu().numpy())
+        return np.concatenate(out) if out else np.zeros((0, 0), dtype=np.float32)
+
+    def scores(self, features: np.ndarray, text: torch.Tensor) -> np.ndarray:
+        """(n, k) softmax over classes of ``logit_scale * cos(image, class)``."""
+        scale = float(self.model.logit_scale.detach().exp())
+        logits = scale * torch.from_numpy(features) @ text.cpu().T
+        return torch.softmax(logits, dim=-1).numpy()
+
+    def predict(self, image_set: ImageSet, label_set: LabelSet, prompt: str | tuple[str, ...] | None,
+                variant: str) -> pd.DataFrame:
+        templates = clip_templates(label_set) if prompt is None else (
+            (prompt,) if isinstance(prompt, str) else tuple(prompt))
+        text = self.text_features(label_set, templates)
+        prompt_text = json.dumps([templates, class_words(label_set)])
+        images = image_set.images()
+        keys = [cache_key("clip", self.spec.model, prompt_text, image_hash(im), {"zero_shot": 1})
+                for im in images]
+        cached = [self.cache.get(k) if self.cache is not None else None for k in keys]
+        todo = [i for i, c in enumerate(cached) if c is None]
+        scores = np.zeros((len(images), len(label_set)))
+        latency = np.zeros(len(images))
+        for i, c in enumerate(cached):
+            if c is not None:
+                scores[i], latency[i] = json.loads(c.response), c.latency_s
+        if todo:
+            t0 = time.perf_counter()
+            new = self.scores(self.image_features([images[i] for i in todo], progress=True), text)
+            per_image = (time.perf_counter() - t0) / len(todo)
+            for j, i in enumerate(todo):
+                scores[i], latency[i] = new[j], per_image
+                if self.cache is not None:
+                    self.cache.put(keys[i], json.dumps(new[j].tolist()), per_image, "clip",
+                                   self.spec.model, image_hash(images[i]), prompt_text)
+        return make_predictions(
+            image_id=image_set.ids, split=image_set.splits, dataset=[image_set.name] * len(images),
+            label_set=[label_set.name] * len(images), y_true=image_set.labels,
+            y_pred=scores.argmax(axis=1), scores=list(scores), model=[self.spec.model] * len(images),
+            backend=["clip"] * len(images), variant=[variant] * len(images),
+            raw_response=[None] * len(images), parse_status=["scored"] * len(images), latency_s=latency)
+
+
+def load_clip_backend(spec: ModelSpec, config: VLMConfig, cache=None, device: str = "cpu") -> ClipBackend:
+    """A ready CLIP backend for ``spec.model`` (see module docstring); ModelUnavailable if not."""
+    if spec.model.startswith("transformers:"):
+        model, preprocess, tokenizer = _transformers_model(spec.model.split(":", 1)[1], device)
+    else:
+        arch, sep, weights = spec.model.partition("/")
+        if not sep:
+            raise ModelUnavailable(f"clip model {spec.model!r} must be '<arch>/<pretrained tag>'")
+        model, preprocess, tokenizer = _open_clip_model(arch, weights, config, device)
+    return ClipBackend(spec, model, preprocess, tokenizer, config, cache, device)

@@ -1,0 +1,240 @@
+"""Sensitivity analysis on synthetic predictions with planted effects, and against
+statsmodels / scikit-learn / direct computation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+from sklearn.metrics import cohen_kappa_score
+from statsmodels.stats.contingency_tables import mcnemar
+from statsmodels.stats.multitest import multipletests
+
+from emolib import sensitivity as sens
+from emolib.labels import get_label_set
+from emolib.metrics import bootstrap_ci
+from emolib.predictions import make_predictions
+from emolib.prompts import make_variants
+from emolib.sensitivity import (
+    bootstrap_mean_ci,
+    compare_to_base,
+    fine_grained_rate,
+    first_position_test,
+    holm,
+    kappa_matrix,
+    mcnemar_test,
+    position_bias,
+    prediction_distribution,
+    ranking_preference,
+    sentiment_table,
+    variant_scores,
+)
+
+LS = get_label_set("emotion6")
+
+
+def simulate(variants, n: int = 120, seed: int = 0, acc: float = 0.5, first_bias: float = 0.0,
+             persona_shift: float = 0.0, ls=LS, dataset: str = "emotion6") -> pd.DataFrame:
+    """A noisy model answering every variant (independent noise per variant): right with
+    probability ``acc``, else a random label; ``first_bias``: probability of answering the first
+    listed label instead; ``persona_shift``: under persona_positive (negative), probability of
+    answering a random positive (negative) label instead."""
+    rng = np.random.default_rng(seed)
+    y_true = rng.integers(0, len(ls), n)
+    positive = [i for i in range(len(ls)) if ls.sentiment(i) == "positive"]
+    frames = []
+    for v in variants:
+        y = np.where(rng.random(n) < acc, y_true, rng.integers(0, len(ls), n))
+        if v.label_order:
+            y = np.where(rng.random(n) < first_bias, ls.names.index(v.label_order[0]), y)
+        if v.name in ("persona_positive", "persona_negative"):
+            pool = positive if v.name == "persona_positive" else [i for i in range(len(ls)) if i not in positive]
+            y = np.where(rng.random(n) < persona_shift, rng.choice(pool, n), y)
+        frames.append(make_predictions(
+            image_id=[f"im{i}" for i in range(n)], split=["test"] * n, dataset=[dataset] * n,
+            label_set=[ls.name] * n, y_true=y_true, y_pred=y, model=["sim"] * n, backend=["hf"] * n,
+            variant=[v.name] * n))
+    return pd.concat(frames, ignore_index=True)
+
+
+def orders_of(variants, prefix: str) -> dict[str, tuple[str, ...]]:
+    return {v.name: v.label_order for v in variants if v.name.startswith(prefix)}
+
+
+@pytest.mark.parametrize("b,c", [(0, 0), (3, 9), (5, 5), (12, 30), (40, 22)])
+def test_mcnemar_matches_statsmodels_and_hand(b, c):
+    stat, p = mcnemar_test(b, c)
+    if b + c == 0:
+        assert (stat, p) == (0.0, 1.0)
+        return
+    ref = mcnemar([[7, b], [c, 11]], exact=b + c < 25, correction=True)
+    assert p == pytest.approx(ref.pvalue) and stat == pytest.approx(ref.statistic)
+    if b + c < 25:
+        hand = min(1.0, 2 * stats.binom.cdf(min(b, c), b + c, 0.5))
+    else:
+        hand = stats.chi2.sf((abs(b - c) - 1) ** 2 / (b + c), 1)
+    assert p == pytest.approx(hand)
+
+
+def test_holm_by_hand():
+    p = np.array([0.01, 0.04, 0.03, 0.5])
+    reject, adjusted = holm(p, 0.05)
+    # sorted 0.01, 0.03, 0.04, 0.5 times 4, 3, 2, 1 -> 0.04, 0.09, 0.08, 0.5; running maximum
+    assert adjusted == pytest.approx([0.04, 0.09, 0.09, 0.5])
+    assert reject.tolist() == [True, False, False, False]
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        q = rng.random(rng.integers(1, 12)) ** 3
+        ref_reject, ref_adjusted, _, _ = multipletests(q, alpha=0.05, method="holm")
+        got_reject, got_adjusted = holm(q, 0.05)
+        assert got_adjusted == pytest.approx(ref_adjusted) and (got_reject == ref_reject).all()
+
+
+def test_compare_to_base_counts_and_bootstrap():
+    variants = make_variants(LS, ("base", "explain"))
+    pred = simulate(variants, n=80, seed=1)
+    table = compare_to_base(pred)
+    base = pred[pred.variant == "base"].set_index("image_id")
+    var = pred[pred.variant == "explain"].set_index("image_id").loc[base.index]
+    ra, rb = base.y_pred == base.y_true, var.y_pred == var.y_true
+    row = table.iloc[0]
+    assert (row.b, row.c) == ((ra & ~rb).sum(), (~ra & rb).sum())
+    assert row.delta_acc == pytest.approx(rb.mean() - ra.mean())
+    assert row.p == pytest.approx(mcnemar_test(row.b, row.c)[1]) and row.p_holm == pytest.approx(row.p)
+    scores = variant_scores(pred, n_boot=200, seed=4).set_index("variant")
+    ci = bootstrap_ci(base.y_true.to_numpy(), base.y_pred.to_numpy(), len(LS), n_boot=200, seed=4)
+    got = (scores.loc["base", "weighted_f1_lo"], scores.loc["base", "weighted_f1_hi"])
+    assert got == pytest.approx(ci["weighted_f1"])
+    values = np.arange(10.0)
+    rng = np.random.default_rng(0)
+    means = values[rng.integers(0, 10, (500, 10))].mean(axis=1)
+    assert bootstrap_mean_ci(values, 500, seed=0) == pytest.approx((np.percentile(means, 2.5),
+                                                                    np.percentile(means, 97.5)))
+
+
+def test_position_bias_detects_first_label_favouring():
+    variants = make_variants(LS, ("permuted", "order4"), n_permutations=12, seed=0)
+    pred = simulate(variants, n=100, seed=2, acc=0.3, first_bias=0.35)
+    curve = position_bias(pred, orders_of(variants, "permuted_"))
+    assert curve.loc[curve.position == 1, "bias"].item() > 0.2
+    assert (curve.loc[curve.position > 1, "bias"] < 0).all()
+    test = first_position_test(pred, orders_of(variants, "order4_"))
+    assert test.excess.item() > 0.2 and test.p.item() < 1e-6
+    null = simulate(variants, n=100, seed=2, acc=0.3, first_bias=0.0)
+    curve0 = position_bias(null, orders_of(variants, "permuted_"))
+    assert curve0.bias.abs().max() < 0.06
+    assert curve0.pred_rate.sum() == pytest.approx(1.0) and curve0.true_rate.sum() == pytest.approx(1.0)
+
+
+def test_persona_sentiment_shift_has_the_right_sign():
+    variants = make_variants(LS, ("base", "persona_positive", "persona_negative", "persona_neutral"))
+    pred = simulate(variants, n=200, seed=3, persona_shift=0.4)
+    table = sentiment_table(pred, n_boot=200).set_index("variant")
+    assert table.loc["persona_positive", "shift"] > 0.2 and table.loc["persona_positive", "shift_significant"]
+    assert table.loc["persona_negative", "shift"] < -0.1 and table.loc["persona_negative", "shift_significant"]
+    assert not table.loc["persona_neutral", "shift_significant"]
+    assert table.loc["persona_positive", "sentiment_bias"] > table.loc["base", "sentiment_bias"]
+    lo, hi = table.loc["persona_positive", ["bias_lo", "bias_hi"]]
+    assert lo < table.loc["persona_positive", "sentiment_bias"] < hi
+
+
+def test_no_planted_effect_false_positive_rate_at_most_alpha():
+    variants = make_variants(LS, ("base", "positive_first", "persona_positive", "explain", "no_labels"))
+    alpha, seeds, hits, shift_hits = 0.05, 100, 0, 0
+    for seed in range(seeds):
+        pred = simulate(variants, n=60, seed=100 + seed, acc=0.5)
+        hits += bool(compare_to_base(pred, alpha=alpha).significant.any())
+        shift_hits += bool(sentiment_table(pred, n_boot=2, alpha=alpha)["shift_significant"].fillna(False).any())
+    assert hits / seeds <= alpha + 0.03 and shift_hits / seeds <= alpha + 0.03
+
+
+def test_kappa_distribution_fine_grained_and_rankings():
+    variants = make_variants(LS, ("base", "explain", "no_labels"))
+    pred = simulate(variants, n=50, seed=5)
+    kappa = kappa_matrix(pred)
+    a = pred[pred.variant == "base"].y_pred.to_numpy()
+    b = pred[pred.variant == "explain"].y_pred.to_numpy()
+    assert kappa.loc["base", "explain"] == pytest.approx(cohen_kappa_score(a, b))
+    assert kappa.loc["base", "base"] == 1.0
+    dist = prediction_distribution(pred, LS)
+    assert dist.sum(axis=1).to_numpy() == pytest.approx(np.ones(3))
+    answers = ['{"prediction": "nostalgia"}', '{"prediction": "Happy"}', "Serenity.", "", None, "positive"]
+    rate = fine_grained_rate(answers, frozenset({"happy", "positive"}))
+    assert rate == {"n": 6, "n_answered": 4, "fine_grained_rate": 2 / 6, "rate_answered": 0.5}
+    mik = get_label_set("mikels8")
+    ranks = ["awe,fear,anger", "awe,contentment", "sadness,awe"]
+    pref = ranking_preference(ranks, np.array([6, 1, 7]), mik).set_index("label")
+    assert pref.loc["awe", "top1_share"] == pytest.approx(2 / 3)
+    assert pref.loc["awe", "over_prediction"] == pytest.approx(1 / 3)
+    # awe's rank on the images whose truth is not awe: 1 and 2
+    assert pref.loc["awe", "rank_when_wrong"] == pytest.approx(1.5)
+    # disgust is unlisted everywhere: mean of the remaining ranks
+    assert pref.loc["disgust", "rank_when_wrong"] == pytest.approx(np.mean([np.mean(range(4, 9)), np.mean(range(3, 9)),
+                                                                              np.mean(range(3, 9))]))
+
+
+def test_significance_table_and_whole_analysis_find_the_planted_effects():
+    from emolib.prompts import variants_table
+
+    variants = make_variants(LS, ("base", "permuted", "order4", "persona_positive", "persona_neutral", "explain"),
+                             n_permutations=6, seed=0)
+    pred = simulate(variants, n=150, seed=9, acc=0.4, first_bias=0.3, persona_shift=0.5)
+    analysis = sens.analyse_sweep(pred, variants_table(variants), frozenset(), n_boot=50,
+                                  notes={"sim": "simulated — measures nothing"})
+    sig = analysis.significance
+    first = sig[sig.test.str.startswith("first")]
+    assert first.significant.item() and first.effect.item() > 0.2
+    shift = sig[(sig.test.str.startswith("positive")) & (sig.variant == "persona_positive")]
+    assert shift.significant.item() and shift.effect.item() > 0
+    assert set(sig.note) == {"simulated — measures nothing"}
+    # Holm within the family: adjusted p >= raw p, and the smallest is multiplied by the family size
+    assert (sig.p_holm >= sig.p - 1e-12).all()
+    assert sig.p_holm.min() == pytest.approx(min(1.0, sig.p.min() * len(sig)))
+    assert set(analysis.curves.design) == {"random permutations (all labels)", "all 24 orders of 4 labels"}
+    assert "order4" not in " ".join(analysis.scores.variant)  # the 4-label sample is not scored against base
+    empty = sens.analyse_sweep(pred.iloc[:0], variants_table(variants), frozenset())
+    assert empty.scores.empty and empty.curves.empty and empty.significance.empty
+
+
+@pytest.mark.data
+def test_recorded_gpt4v_sentiment_bias_by_hand(data_root):
+    from emolib.vlm.recorded import load_recorded_evoked
+
+    raw = pd.read_csv(data_root / "recorded" / "gpt4v" / "abstract_predictions.csv")
+    mik = get_label_set("mikels8")
+    top1 = raw.gpt4v.str.split(",").str[0]
+    pos_pred = np.array([mik.sentiment(w) == "positive" for w in top1])
+    pos_true = (raw["gt"] == "positive").to_numpy()
+    table = sens.recorded_sentiment([load_recorded_evoked("abstract")], n_boot=100)
+    row = table.iloc[0]
+    labels = pd.read_csv(data_root / "recorded" / "gpt4v" / "abstract_labels.csv")
+    kept = raw["name"].isin(labels["name"]).to_numpy()
+    assert row.n == kept.sum() and row.n_no_answer == 0
+    assert row.sentiment_bias == pytest.approx(pos_pred[kept].mean() - pos_true[kept].mean())
+    assert row.bias_lo < row.sentiment_bias < row.bias_hi
+
+
+def test_position_test_false_positive_rate_at_most_alpha():
+    variants = make_variants(LS, ("order4",), seed=0)
+    orders = orders_of(variants, "order4_")
+    p = [first_position_test(simulate(variants, n=30, seed=500 + s, acc=0.4), orders).p.item() for s in range(100)]
+    assert np.mean(np.array(p) < 0.05) <= 0.05 + 0.03
+
+
+def test_orders_are_looked_up_per_label_set():
+    from emolib.prompts import variants_table
+
+    frames, tables = [], []
+    for name, dataset in (("emotion6", "evoked"), ("fer7", "faces")):
+        ls = get_label_set(name)
+        variants = make_variants(ls, ("permuted", "order4"), n_permutations=8, seed=0)
+        frames.append(simulate(variants, n=80, seed=11, acc=0.3, first_bias=0.4, ls=ls, dataset=dataset))
+        tables.append(variants_table(variants).assign(label_set=name))
+    analysis = sens.analyse_sweep(pd.concat(frames, ignore_index=True), pd.concat(tables), frozenset(), n_boot=20)
+    first = analysis.curves[analysis.curves.position == 1]
+    assert len(first) == 4 and (first.bias > 0.25).all()  # 2 data sets x 2 designs
+    assert analysis.curves.groupby(["dataset", "design"]).position.max().to_dict() == {
+        ("evoked", "all 24 orders of 4 labels"): 4, ("evoked", "random permutations (all labels)"): 6,
+        ("faces", "all 24 orders of 4 labels"): 4, ("faces", "random permutations (all labels)"): 7}
+    assert analysis.significance.groupby("dataset").significant.any().all()
