@@ -7,8 +7,8 @@ thread), peak GPU memory (when there is a GPU) and energy where a counter can be
 measured), and appends one record to ``<stage dir>/cost.jsonl``. A phase that raises is
 recorded with ``status="failed"`` and its time, then the error propagates.
 
-Phases nest: a phase opened inside another phase of the same cost file records the outer
-one as its ``parent_id``, so totals sum only the top level. The keyword arguments given
+Phases nest: a phase opened inside another phase of the same cost file (in the same
+thread) records the outer one as its ``parent_id``, so totals sum only the top level. The keyword arguments given
 when a phase opens (``seed=0, split="private_test"``) are its ``tags``: together with
 stage, phase and model they name *what* was measured; values set later on the handle
 (``h.extra["tokens"] = ...``) are measurements. Appends are atomic and serialised by a
