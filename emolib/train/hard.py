@@ -1,0 +1,139 @@
+"""Hard subsets (FER-2013-Hard, Emotion6-Hard), built as the evoked-emotion study built its
+"-Hard" sets: out-of-fold probabilities of a cheap probe from k-fold cross-fitting; an image
+is hard when the probe is wrong on it or gives its true class p < ``cnn.hard_threshold``.
+
+Probe: multinomial logistic regression on standardised hand-made features, HOG of the gray
+image for faces (48 px), HOG of a 64 px gray copy plus a 4x4x4 HSV colour histogram for
+Emotion6. Faces are mined over the test pool (PublicTest + PrivateTest, what the VLM
+notebooks evaluate); Emotion6 over all its images. ``load_hard_subset(profile, dataset)``
+returns the hard ids (computed once, then read from the ``hard`` stage folder).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedKFold
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from tqdm.auto import tqdm
+
+from emolib.config import Profile
+from emolib.cost import CostRecorder
+from emolib.data import ImageSet
+from emolib.store import StageStore, write_parquet
+
+DATASETS = ("fer2013", "emotion6")
+FACE_SPLITS = ("public_test", "private_test")
+
+
+def hog_features(gray: np.ndarray, cell: int = 8, bins: int = 9) -> np.ndarray:
+    """(n, H, W) uint8 -> (n, (H//cell) * (W//cell) * bins) float32 histograms of oriented
+    gradients: unsigned orientation, magnitude-weighted, L2-normalised per cell."""
+    x = gray.astype(np.float32)
+    gy, gx = np.gradient(x, axis=(1, 2))
+    magnitude = np.hypot(gx, gy)
+    which = np.minimum((np.mod(np.arctan2(gy, gx), np.pi) / np.pi * bins).astype(np.int64), bins - 1)
+    n, h, w = x.shape
+    ch, cw = h // cell, w // cell
+    onehot = np.zeros((n, ch * cell, cw * cell, bins), dtype=np.float32)
+    np.put_along_axis(onehot, which[:, : ch * cell, : cw * cell, None],
+                      magnitude[:, : ch * cell, : cw * cell, None], axis=3)
+    hist = onehot.reshape(n, ch, cell, cw, cell, bins).sum(axis=(2, 4))
+    hist /= np.sqrt((hist**2).sum(axis=-1, keepdims=True)) + 1e-6
+    return hist.reshape(n, -1)
+
+
+def colour_histogram(rgb: np.ndarray, bins: int = 4) -> np.ndarray:
+    """(H, W, 3) uint8 RGB -> (bins**3,) normalised HSV histogram."""
+    hsv = np.asarray(Image.fromarray(rgb).convert("HSV")).reshape(-1, 3) // (256 // bins)
+    flat = (hsv[:, 0] * bins + hsv[:, 1]) * bins + hsv[:, 2]
+    return np.bincount(flat, minlength=bins**3).astype(np.float32) / len(flat)
+
+
+def evoked_features(image_set: ImageSet, size: int = 64) -> np.ndarray:
+    """(n, d) HOG of a size-px gray copy + HSV histogram of every (lazily read) image."""
+    rows = []
+    for i in tqdm(range(len(image_set)), desc="probe features", leave=False):
+        img = image_set.image(i)
+        rgb = np.stack([img] * 3, -1) if img.ndim == 2 else img
+        small = Image.fromarray(rgb).resize((size, size), Image.BILINEAR)
+        gray = np.asarray(small.convert("L"))
+        rows.append(np.concatenate([hog_features(gray[None])[0], colour_histogram(np.asarray(small))]))
+    return np.stack(rows)
+
+
+def face_features(image_set: ImageSet) -> np.ndarray:
+    """(n, d) HOG of the 48 px gray faces."""
+    from emolib.train.augment import to_gray_uint8
+
+    return hog_features(to_gray_uint8(np.asarray(image_set.pixels)))
+
+
+def out_of_fold_proba(features: np.ndarray, labels: np.ndarray, n_classes: int, folds: int = 5,
+                      seed: int = 0, C: float = 0.1) -> np.ndarray:
+    """(n, n_classes) probabilities, each row from the probe fitted on the other folds."""
+    proba = np.zeros((len(labels), n_classes))
+    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    for fit, held in splitter.split(features, labels):
+        probe = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=300))
+        probe.fit(features[fit], labels[fit])
+        proba[np.ix_(held, probe[-1].classes_)] = probe.predict_proba(features[held])
+    return proba
+
+
+def hard_table(image_set: ImageSet, proba: np.ndarray, threshold: float) -> pd.DataFrame:
+    """Per image: image_id, split, y_true, probe y_pred, p_true and ``hard`` (wrong or p_true
+    below ``threshold``)."""
+    y = image_set.labels
+    p_true = proba[np.arange(len(y)), y]
+    y_pred = proba.argmax(1)
+    return pd.DataFrame({"image_id": image_set.ids, "split": image_set.splits, "y_true": y,
+                         "y_pred": y_pred, "p_true": p_true,
+                         "hard": (y_pred != y) | (p_true < threshold)})
+
+
+def hard_store(profile: Profile, dataset: str) -> StageStore:
+    cfg = profile.cnn
+    return StageStore(profile, "hard", dataset, cfg.hard_threshold, cfg.hard_folds, profile.data,
+                      profile.seed)
+
+
+def mine_hard_subset(profile: Profile, dataset: str) -> pd.DataFrame:
+    """Mine (or read) the hard table of ``dataset`` (``fer2013`` or ``emotion6``)."""
+    if dataset not in DATASETS:
+        raise ValueError(f"unknown dataset {dataset!r}; hard subsets exist for {DATASETS}")
+    store = hard_store(profile, dataset)
+    path = store.path("hard.parquet")
+    if path.is_file():
+        return pd.read_parquet(path)
+    from emolib.data import load_evoked, load_faces
+
+    recorder = CostRecorder(store.dir, "hard")
+    image_set = load_evoked(profile) if dataset == "emotion6" else load_faces(profile).split(*FACE_SPLITS)
+    with recorder.phase("preprocess", model="probe_features", items=len(image_set)):
+        features = evoked_features(image_set) if dataset == "emotion6" else face_features(image_set)
+    with recorder.phase("train", model="logreg_probe", items=len(image_set), folds=profile.cnn.hard_folds):
+        proba = out_of_fold_proba(features, image_set.labels, len(image_set.label_set),
+                                  profile.cnn.hard_folds, profile.seed)
+    table = hard_table(image_set, proba, profile.cnn.hard_threshold)
+    write_parquet(path, table)
+    store.write_meta(n=len(table), n_hard=int(table["hard"].sum()),
+                     probe_accuracy=float((table["y_pred"] == table["y_true"]).mean()))
+    return table
+
+
+def load_hard_subset(profile: Profile, dataset: str) -> np.ndarray:
+    """(m,) str ids of the hard images of ``dataset`` for this profile (mined if missing)."""
+    table = mine_hard_subset(profile, dataset)
+    return table.loc[table["hard"], "image_id"].to_numpy()
+
+
+def hard_subset_summary(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Per dataset: images, hard images, hard share, probe out-of-fold accuracy."""
+    return pd.DataFrame([{"dataset": name, "n": len(t), "n_hard": int(t["hard"].sum()),
+                          "hard_share": float(t["hard"].mean()),
+                          "probe_oof_accuracy": float((t["y_pred"] == t["y_true"]).mean())}
+                         for name, t in tables.items()])
