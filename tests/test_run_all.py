@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import nbformat
+import pandas as pd
 import pytest
 
 from emolib.paths import project_root
@@ -56,6 +57,11 @@ def test_smoke_profile_runs_every_notebook(tmp_path):
         executed_nb = json.loads((executed / nb.name).read_text())
         assert any("injected-parameters" in c["metadata"].get("tags", []) for c in executed_nb["cells"])
     assert "all" in result.stdout and "done in" in result.stdout
+    # notebook 06 collected a cost record from every stage that runs before it
+    coverage = pd.read_csv(tmp_path / "tables" / "smoke" / "tab_06_stage_coverage.csv").set_index("stage")
+    for stage in ("data", "restoration", "cnn", "vlm", "prompts"):
+        assert coverage.loc[stage, "n_records"] > 0, stage
+        assert coverage.loc[stage, "n_failed"] == 0, stage
 
 
 def test_run_all_stops_at_first_failure_and_names_it(tmp_path):
