@@ -104,6 +104,9 @@ class CNNConfig:
     patience: int = 5
     seeds: tuple[int, ...] = (0,)
     bf16_models: tuple[str, ...] = ()  # models trained under CPU bf16 autocast (measure first)
+    # per-model overrides of the training settings above, e.g. {"resnet50": {"epochs": 2}};
+    # allowed keys: emolib.train.stage.PER_MODEL_KEYS
+    per_model: dict[str, dict[str, Any]] = field(default_factory=dict)
     threads: int = 2  # torch CPU threads
     hard_threshold: float = 0.8  # hard = wrong or p(true) below this, out of fold
     hard_folds: int = 5

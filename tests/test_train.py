@@ -64,6 +64,26 @@ def test_stem_stride_changes_resnet_resolution():
     assert fine.layer1(fine.maxpool(fine.relu(fine.bn1(fine.conv1(x))))).shape[-1] == 48
 
 
+def test_efficientnet_starts_near_uniform_probabilities():
+    torch.manual_seed(0)
+    logits = build_model("efficientnet_b0", 7, 1).train()(torch.randn(8, 1, 48, 48))
+    assert logits.abs().max() < 0.5  # torchvision's head init gives logits of std ~3.5
+
+
+def test_per_model_overrides_change_only_their_model():
+    from emolib.config import load_profile
+    from emolib.train.stage import model_key, settings_for
+
+    base = load_profile("smoke")
+    tuned = load_profile("smoke", **{"cnn.per_model": {"resnet50": {"epochs": 3, "augment": False}}})
+    s = settings_for(tuned, "resnet50", 0)
+    assert s.epochs == 3 and not s.augment and s.lr == tuned.cnn.lr
+    assert settings_for(tuned, "vgg19_bn", 0) == settings_for(base, "vgg19_bn", 0)
+    assert model_key(tuned, "resnet50") != model_key(base, "resnet50")
+    with pytest.raises(ValueError, match="unknown key"):
+        settings_for(load_profile("smoke", **{"cnn.per_model": {"resnet50": {"epoch": 3}}}), "resnet50", 0)
+
+
 def test_imagenet_weights_fall_back_with_a_reason():
     status = load_imagenet_weights(build_model("efficientnet_b0", 7, 3, width=1.0), "efficientnet_b0")
     assert status.used in {"imagenet", "scratch"} and status.reason

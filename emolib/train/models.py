@@ -80,6 +80,12 @@ def build_efficientnet_b0(n_classes: int, in_channels: int, width: float = 1.0,
     conv = model.features[0][0]
     model.features[0][0] = nn.Conv2d(in_channels, conv.out_channels, 3, stride=stem_stride,
                                      padding=1, bias=False)
+    # torchvision's head init (uniform +-1/sqrt(n_classes) over 1280 features) starts with
+    # logits of std ~3.5 (loss ~4.5 for 7 classes); from scratch it then stalls at the
+    # majority class. torchvision's VGG head init (std 0.01) starts near uniform probabilities.
+    head = model.classifier[-1]
+    nn.init.normal_(head.weight, 0.0, 0.01)
+    nn.init.zeros_(head.bias)
     return model
 
 

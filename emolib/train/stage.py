@@ -13,6 +13,7 @@ import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -55,27 +56,45 @@ def select_device(profile: Profile) -> str:
     return profile.device
 
 
+# training settings a model may override in ``cnn.per_model`` (type each value is cast to)
+PER_MODEL_KEYS = {"epochs": int, "batch_size": int, "lr": float, "weight_decay": float,
+                  "optimizer": str, "warmup_epochs": float, "label_smoothing": float,
+                  "class_weights": bool, "erase_p": float, "augment": bool, "patience": int}
+
+
+def per_model_overrides(profile: Profile, name: str) -> dict[str, Any]:
+    """``cnn.per_model[name]`` checked against ``PER_MODEL_KEYS`` and cast to their types."""
+    own = profile.cnn.per_model.get(name, {})
+    unknown = sorted(set(own) - set(PER_MODEL_KEYS))
+    if unknown:
+        raise ValueError(f"cnn.per_model.{name}: unknown key(s) {unknown}; allowed: {sorted(PER_MODEL_KEYS)}")
+    return {k: PER_MODEL_KEYS[k](v) for k, v in own.items()}
+
+
 def settings_for(profile: Profile, name: str, seed: int) -> TrainSettings:
-    """The TrainSettings of ``name`` and ``seed`` under ``profile.cnn``."""
+    """The TrainSettings of ``name`` and ``seed`` under ``profile.cnn`` (shared settings,
+    then the model's own ``cnn.per_model`` overrides)."""
     cfg = profile.cnn
+    shared = {"epochs": cfg.epochs, "batch_size": cfg.batch_size, "lr": cfg.lr,
+              "weight_decay": cfg.weight_decay, "optimizer": cfg.optimizer,
+              "warmup_epochs": cfg.warmup_epochs, "label_smoothing": cfg.label_smoothing,
+              "class_weights": cfg.class_weights, "erase_p": cfg.erase_p, "patience": cfg.patience}
     return TrainSettings(
-        epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, weight_decay=cfg.weight_decay,
-        optimizer=cfg.optimizer, warmup_epochs=cfg.warmup_epochs, label_smoothing=cfg.label_smoothing,
-        class_weights=cfg.class_weights, patience=cfg.patience, seed=seed,
+        **{**shared, **per_model_overrides(profile, name)}, seed=seed,
         bf16=name in cfg.bf16_models, input_size=cfg.input_size, in_channels=in_channels_of(cfg.stem),
-        erase_p=cfg.erase_p, device=select_device(profile),
-        config_key=config_hash(model_key(profile, name)))
+        device=select_device(profile), config_key=config_hash(model_key(profile, name)))
 
 
 def model_key(profile: Profile, name: str) -> dict:
     """What decides one model's training (its own settings, not the other models'), so that
-    changing one model's width or precision does not retrain the others."""
+    changing one model's width, precision or overrides does not retrain the others."""
     cfg = profile.cnn
     shared = {k: v for k, v in to_dict(cfg).items()
               if k not in ("models", "widths", "stem_strides", "bf16_models", "seeds",
-                           "hard_threshold", "hard_folds")}
+                           "hard_threshold", "hard_folds", "per_model")}
     return {"model": name, "width": cfg.widths.get(name, 1.0), "stem_stride": cfg.stem_strides.get(name),
-            "bf16": name in cfg.bf16_models, **shared, "data": to_dict(profile.data)}
+            "bf16": name in cfg.bf16_models, **shared, **per_model_overrides(profile, name),
+            "data": to_dict(profile.data)}
 
 
 def model_store(profile: Profile, name: str, seed: int) -> StageStore:
