@@ -58,7 +58,9 @@ def category_matrix(label_set: LabelSet | str) -> pd.DataFrame:
     return frame
 
 
-def error_categories(label_set: LabelSet | str, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
+def error_categories(
+    label_set: LabelSet | str, y_true: np.ndarray, y_pred: np.ndarray
+) -> np.ndarray:
     """(n,) category strings for (n,) true and (n,) predicted indices (-1 allowed in both)."""
     ls = get_label_set(label_set) if isinstance(label_set, str) else label_set
     lookup = category_matrix(ls).to_numpy()
@@ -80,8 +82,9 @@ def add_error_categories(predictions: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def count_error_categories(predictions: pd.DataFrame,
-                           by: tuple[str, ...] = ("dataset", "model")) -> pd.DataFrame:
+def count_error_categories(
+    predictions: pd.DataFrame, by: tuple[str, ...] = ("dataset", "model")
+) -> pd.DataFrame:
     """Rows per ``by`` group and category (columns in ALL_CATEGORIES order) with totals and
     the error rate; categories are computed when the column is missing."""
     frame = predictions if "error_category" in predictions else add_error_categories(predictions)
@@ -99,9 +102,18 @@ def mapping_table(label_set: LabelSet | str) -> pd.DataFrame:
     arousal, and the category, one row per ordered pair of different labels."""
     ls = get_label_set(label_set) if isinstance(label_set, str) else label_set
     rows = [
-        {"label_set": ls.name, "true": t, "true_sentiment": ls.sentiment(t),
-         "true_arousal": ls.arousal(t), "predicted": p, "pred_sentiment": ls.sentiment(p),
-         "pred_arousal": ls.arousal(p), "category": error_category(ls, i, j)}
-        for i, t in enumerate(ls.names) for j, p in enumerate(ls.names) if i != j
+        {
+            "label_set": ls.name,
+            "true": t,
+            "true_sentiment": ls.sentiment(t),
+            "true_arousal": ls.arousal(t),
+            "predicted": p,
+            "pred_sentiment": ls.sentiment(p),
+            "pred_arousal": ls.arousal(p),
+            "category": error_category(ls, i, j),
+        }
+        for i, t in enumerate(ls.names)
+        for j, p in enumerate(ls.names)
+        if i != j
     ]
     return pd.DataFrame(rows)

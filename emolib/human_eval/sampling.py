@@ -37,7 +37,11 @@ STRATUM = ["model", "error_category"]
 
 def item_ids(frame: pd.DataFrame) -> np.ndarray:
     """(n,) stable 12-hex ids from model, variant, dataset, split and image_id."""
-    keys = frame[["model", "variant", "dataset", "split", "image_id"]].astype(str).agg("|".join, axis=1)
+    keys = (
+        frame[["model", "variant", "dataset", "split", "image_id"]]
+        .astype(str)
+        .agg("|".join, axis=1)
+    )
     return np.array([hashlib.sha1(k.encode()).hexdigest()[:12] for k in keys], dtype=object)
 
 
@@ -47,13 +51,19 @@ def error_pool(predictions: pd.DataFrame) -> pd.DataFrame:
     (``count_error_categories`` reports them)."""
     frame = add_error_categories(predictions)
     frame = frame[frame["error_category"].isin(ERROR_CATEGORIES)].copy()
-    frame["true_name"] = [get_label_set(s).names[i] for s, i in zip(frame["label_set"], frame["y_true"], strict=True)]
-    frame["pred_name"] = [get_label_set(s).names[i] for s, i in zip(frame["label_set"], frame["y_pred"], strict=True)]
+    frame["true_name"] = [
+        get_label_set(s).names[i] for s, i in zip(frame["label_set"], frame["y_true"], strict=True)
+    ]
+    frame["pred_name"] = [
+        get_label_set(s).names[i] for s, i in zip(frame["label_set"], frame["y_pred"], strict=True)
+    ]
     frame["item_id"] = item_ids(frame) if len(frame) else pd.Series(dtype=object)
     return frame.reset_index(drop=True)
 
 
-def allocate(sizes: pd.Series, n: int, allocation: Literal["equal", "proportional"] = "equal") -> pd.Series:
+def allocate(
+    sizes: pd.Series, n: int, allocation: Literal["equal", "proportional"] = "equal"
+) -> pd.Series:
     """Items to draw per stratum: (s,) stratum sizes -> (s,) counts summing to min(n, total).
 
     ``equal``: the same number per stratum, strata smaller than their share give the rest to
@@ -77,8 +87,12 @@ def allocate(sizes: pd.Series, n: int, allocation: Literal["equal", "proportiona
     return counts
 
 
-def sample_errors(predictions: pd.DataFrame, n: int, seed: int,
-                  allocation: Literal["equal", "proportional"] = "equal") -> pd.DataFrame:
+def sample_errors(
+    predictions: pd.DataFrame,
+    n: int,
+    seed: int,
+    allocation: Literal["equal", "proportional"] = "equal",
+) -> pd.DataFrame:
     """Draw ``n`` errors stratified by (model, error_category); same inputs, same sample.
 
     Each stratum is drawn with its own generator (seeded by ``seed`` and the stratum name),
@@ -117,6 +131,14 @@ def png_bytes(image: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
+def image_positions(image_set: ImageSet) -> pd.Series:
+    """Row of each image in ``image_set`` keyed by ``"<split>/<image_id>"``; ids that occur
+    twice in one split are left out (ambiguous: better no image than the wrong one)."""
+    keys = pd.Series(image_set.splits, dtype=str) + "/" + pd.Series(image_set.ids, dtype=str)
+    unique = ~keys.duplicated(keep=False).to_numpy()
+    return pd.Series(np.flatnonzero(unique), index=keys[unique].to_numpy())
+
+
 def find_image_set(image_sets: dict[str, ImageSet], dataset: str) -> ImageSet:
     """The image set a predictions table's ``dataset`` names."""
     if dataset in image_sets:
@@ -127,16 +149,26 @@ def find_image_set(image_sets: dict[str, ImageSet], dataset: str) -> ImageSet:
 def sample_store(profile: Profile, predictions: pd.DataFrame) -> StageStore:
     """The stage folder of a sample: named after the sampling settings and the predictions."""
     cfg = profile.human_eval
-    digest = hashlib.sha1(pd.util.hash_pandas_object(
-        predictions[["image_id", "model", "variant", "dataset", "y_true", "y_pred"]], index=False
-    ).to_numpy().tobytes()).hexdigest()[:16]
-    settings = {"n_samples": cfg.n_samples, "allocation": cfg.allocation, "models": cfg.models,
-                "seed": profile.seed}
+    digest = hashlib.sha1(
+        pd.util.hash_pandas_object(
+            predictions[["image_id", "model", "variant", "dataset", "y_true", "y_pred"]],
+            index=False,
+        )
+        .to_numpy()
+        .tobytes()
+    ).hexdigest()[:16]
+    settings = {
+        "n_samples": cfg.n_samples,
+        "allocation": cfg.allocation,
+        "models": cfg.models,
+        "seed": profile.seed,
+    }
     return StageStore(profile, STAGE, settings, digest)
 
 
-def save_sample(profile: Profile, predictions: pd.DataFrame,
-                image_sets: dict[str, ImageSet]) -> Path:
+def save_sample(
+    profile: Profile, predictions: pd.DataFrame, image_sets: dict[str, ImageSet]
+) -> Path:
     """Draw (or reuse) the sample of this profile's predictions; write ``sample.parquet``
     and ``images/<item_id>.png`` to its stage folder and return the folder."""
     store = sample_store(profile, predictions)
@@ -148,10 +180,13 @@ def save_sample(profile: Profile, predictions: pd.DataFrame,
         sample = sample_errors(predictions, cfg.n_samples, profile.seed, cfg.allocation)
         h.extra["sampled"] = len(sample)
     with recorder.phase("preprocess", model="write_images", items=len(sample)):
-        positions = {name: {i: k for k, i in enumerate(find_image_set(image_sets, name).ids)}
-                     for name in sample["dataset"].unique()}
+        positions = {
+            name: image_positions(find_image_set(image_sets, name))
+            for name in sample["dataset"].unique()
+        }
         for row in tqdm(sample.itertuples(), total=len(sample), desc="sample images", leave=False):
-            image = image_sets[row.dataset].image(positions[row.dataset][row.image_id])
+            position = positions[row.dataset][f"{row.split}/{row.image_id}"]
+            image = image_sets[row.dataset].image(int(position))
             write_bytes(store.path(f"{IMAGES_DIR}/{row.item_id}.png"), png_bytes(image))
     out = sample.drop(columns=["scores"], errors="ignore")
     write_parquet(store.path(SAMPLE_FILE), out)
