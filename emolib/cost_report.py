@@ -345,8 +345,9 @@ def accuracy_vs_cost(accuracy: pd.DataFrame, costs: pd.DataFrame,
     # a linear probe classifies CLIP image features: per image it costs the encoder's time
     encoder = costs.set_index("cost_key")["s_per_image"]
     probe = (frame["backend"] == "clip_probe") & ("clip:" + frame["model"]).isin(encoder.index)
-    frame.loc[probe, "s_per_image"] = ("clip:" + frame.loc[probe, "model"]).map(encoder)
-    frame.loc[probe, "cost_source"] = "CLIP encoder records (the probe runs on its features)"
+    if probe.any():  # pandas refuses even an empty string-typed assignment into a float column
+        frame.loc[probe, "s_per_image"] = ("clip:" + frame.loc[probe, "model"]).map(encoder).astype(float)
+        frame.loc[probe, "cost_source"] = "CLIP encoder records (the probe runs on its features)"
     if latency is not None and len(latency):
         by = latency.set_index(["model", "backend"])["mean_latency_s"]
         mean = pd.Series([by.get((m, b), np.nan) for m, b in zip(frame["model"], frame["backend"],

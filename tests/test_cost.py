@@ -306,6 +306,18 @@ def test_accuracy_meets_cost_by_model_and_backend_names():
     assert frame["pareto_total"].tolist() == [True, True, False, False]  # CLIP needs no training
 
 
+def test_accuracy_vs_cost_without_any_probe_or_clip_row():
+    """The quick profile on a machine without CLIP weights: CNNs and a recorded model only."""
+    accuracy = pd.DataFrame({"model": ["vgg19_bn", "gpt4v"], "backend": ["cnn", "recorded"],
+                             "variant": ["restoration=none", "base"], "n": [3589, 3571],
+                             "accuracy": [0.61, 0.64]})
+    costs = pd.DataFrame({"model": ["vgg19_bn"], "train_s": [254.0], "infer_s": [2.0], "s_per_image": [0.001]})
+    latency = pd.DataFrame({"model": ["gpt4v"], "backend": ["recorded"], "mean_latency_s": [np.nan]})
+    frame = cost_report.accuracy_vs_cost(accuracy, costs, latency).set_index("cost_key")
+    assert frame.loc["vgg19_bn", "total_s"] == pytest.approx(254.0 + 0.001 * 3589)
+    assert np.isnan(frame.loc["recorded:gpt4v", "s_per_image"])
+
+
 def test_restoration_cache_records_of_other_settings_do_not_count(tmp_path, monkeypatch):
     monkeypatch.setenv(RESULTS_ENV_VAR, str(tmp_path))
     profile = load_profile("smoke")
