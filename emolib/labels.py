@@ -3,7 +3,10 @@
 Sentiment and arousal follow Russell's circumplex model of affect (Russell, 1980, "A
 circumplex model of affect", J. Personality and Social Psychology 39(6)), where anger, fear,
 disgust, surprise, happiness/joy, excitement and amusement lie in the high-arousal half and
-sadness, contentment, awe, contempt and neutral in the low-arousal half; the Mikels-8
+sadness, contentment, awe, contempt and neutral in the low-arousal half. Disgust,
+amusement, awe and contempt are not among Russell's 28 terms: their placement is this
+project's choice (awe as low arousal is debatable), shown in notebook 07's mapping table.
+Neutral is its own sentiment, so confusing an emotion with neutral counts as EC I. The Mikels-8
 sentiment split (four positive, four negative classes) is that of Mikels et al. (2005),
 "Emotional category data on images from the International Affective Picture System",
 Behavior Research Methods 37(4), used by ArtPhoto, Abstract, EmoSet and FI. Surprise is
