@@ -79,6 +79,14 @@ def read_predictions(paths: Path | list[Path]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
+def read_stage_predictions(path: Path, notebook: str, profile_name: str) -> pd.DataFrame:
+    """A stage's predictions table; FileNotFoundError naming the notebook that writes it."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{path} does not exist: run notebooks/{notebook} "
+                                f"for profile {profile_name!r} first")
+    return read_predictions(path)
+
+
 def score_matrix(frame: pd.DataFrame) -> np.ndarray:
     """The ``scores`` column as an (n, k) float array; rows without scores are NaN."""
     k = max((len(s) for s in frame["scores"] if s is not None), default=0)

@@ -84,3 +84,10 @@ def test_per_class_table_rows():
     t = per_class_table([0, 0, 1, 1], [0, 1, 1, 1], ("a", "b"))
     assert list(t.index) == ["a", "b", "macro avg", "weighted avg"]
     assert t.loc["a", "recall"] == 0.5 and t.loc["b", "precision"] == pytest.approx(2 / 3)
+
+
+def test_missing_stage_predictions_name_the_notebook(tmp_path):
+    from emolib.predictions import read_stage_predictions
+
+    with pytest.raises(FileNotFoundError, match=r"p.parquet does not exist: run notebooks/03_x.ipynb for profile 'quick'"):
+        read_stage_predictions(tmp_path / "p.parquet", "03_x.ipynb", "quick")

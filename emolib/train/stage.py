@@ -23,7 +23,7 @@ from torch import nn
 from emolib.config import Profile, config_hash, to_dict
 from emolib.cost import CostRecorder
 from emolib.data import ImageSet, stratified_indices
-from emolib.predictions import read_predictions, write_predictions
+from emolib.predictions import read_predictions, read_stage_predictions, write_predictions
 from emolib.store import StageStore, write_json
 from emolib.train.augment import to_gray_uint8
 from emolib.train.evaluate import cnn_prediction_rows, variant_name, with_leakage_free_rows
@@ -190,11 +190,7 @@ def cnn_predictions_path(profile: Profile) -> Path:
 
 def load_cnn_predictions(profile: Profile) -> pd.DataFrame:
     """The CNN predictions table; raises FileNotFoundError naming notebook 03 if not run."""
-    path = cnn_predictions_path(profile)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist: run notebooks/03_cnn_training.ipynb "
-                                f"for profile {profile.name!r} first")
-    return read_predictions(path)
+    return read_stage_predictions(cnn_predictions_path(profile), "03_cnn_training.ipynb", profile.name)
 
 
 def predict_variants(profile: Profile, trained: list[TrainedModel], test_sets: dict[str, ImageSet],

@@ -23,7 +23,7 @@ import pandas as pd
 from emolib.config import Profile
 from emolib.cost import CostRecorder
 from emolib.data import ImageSet, load_evoked, load_faces, stratified_indices, stratified_subsample
-from emolib.predictions import make_predictions, read_predictions, write_predictions
+from emolib.predictions import make_predictions, read_predictions, read_stage_predictions, write_predictions
 from emolib.store import StageStore, write_json, write_parquet, write_text
 from emolib.vlm import recorded as rec
 from emolib.vlm.base import AVAILABLE, model_specs, model_status
@@ -67,11 +67,7 @@ def vlm_predictions_path(profile: Profile) -> Path:
 
 def load_vlm_predictions(profile: Profile) -> pd.DataFrame:
     """The VLM predictions table; FileNotFoundError naming notebook 04 if it was not run."""
-    path = vlm_predictions_path(profile)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist: run notebooks/04_vlm_zero_shot.ipynb "
-                                f"for profile {profile.name!r} first")
-    return read_predictions(path)
+    return read_stage_predictions(vlm_predictions_path(profile), "04_vlm_zero_shot.ipynb", profile.name)
 
 
 def _subsample(image_set: ImageSet, size: int | None, seed: int) -> ImageSet:
