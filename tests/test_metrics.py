@@ -89,5 +89,6 @@ def test_per_class_table_rows():
 def test_missing_stage_predictions_name_the_notebook(tmp_path):
     from emolib.predictions import read_stage_predictions
 
-    with pytest.raises(FileNotFoundError, match=r"p.parquet does not exist: run notebooks/03_x.ipynb for profile 'quick'"):
+    expected = r"p.parquet does not exist: run notebooks/03_x.ipynb for profile 'quick'"
+    with pytest.raises(FileNotFoundError, match=expected):
         read_stage_predictions(tmp_path / "p.parquet", "03_x.ipynb", "quick")
