@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Run the whole study for one profile: set up the environment, then execute every notebook
 # in notebooks/ in order with papermill, headless.
-#   ./run_all.sh [smoke|quick|paper|path/to/profile.yaml]   (default: quick)
+#   ./run_all.sh [smoke|quick|paper|path/to/profile.yaml] [--fetch]   (default: quick)
+#   --fetch: first download the profile's missing weights (emolib fetch PROFILE); a weight
+#   that cannot be had is named and its model reported unavailable, and the run goes on.
 # Executed notebooks: results/<profile>/notebooks/NN_*.ipynb (+ .html for readers without
 # Jupyter); figures/<profile>/ and tables/<profile>/ hold what the notebooks write.
 # Stops at the first failing notebook, naming it, with a non-zero exit status.
@@ -9,7 +11,9 @@
 # results/ figures/ tables/ go, default here), EMOLIB_NOTEBOOKS (default ./notebooks).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-profile="${1:-quick}"
+fetch=0 args=()
+for arg in "$@"; do if [ "$arg" = --fetch ]; then fetch=1; else args+=("$arg"); fi; done
+profile="${args[0]:-quick}"
 [ -f "$profile" ] && profile="$(cd "$(dirname "$profile")" && pwd)/$(basename "$profile")"
 name="$(basename "$profile" .yaml)"
 notebooks_dir="${EMOLIB_NOTEBOOKS:-$here/notebooks}"
@@ -17,7 +21,22 @@ notebooks_dir="${EMOLIB_NOTEBOOKS:-$here/notebooks}"
 [ "${EMOLIB_SKIP_SETUP:-0}" = 1 ] || "$here/scripts/setup_env.sh"
 venv="${EMOLIB_VENV:-$here/.venv}"
 export EMOLIB_DATA_DIR="${EMOLIB_DATA_DIR:-$here/data}"
-export MPLBACKEND=Agg PYTHONWARNINGS="ignore::DeprecationWarning"
+export PYTHONWARNINGS="ignore::DeprecationWarning"  # figures stay inline: no MPLBACKEND here
+# Preflight: the profile loads (every key, type and the device on this machine) before any
+# notebook runs, so `./run_all.sh paper` on a CPU-only machine stops at once with the fix.
+"$venv/bin/python" - "$profile" <<'PY' || exit 2
+import sys
+from emolib.config import ConfigError, load_profile
+from emolib.devices import DeviceError
+try:
+    load_profile(sys.argv[1])
+except (ConfigError, DeviceError) as err:
+    sys.exit(f"run_all: {err}")
+PY
+if [ "$fetch" = 1 ]; then
+  "$venv/bin/python" -m emolib.cli fetch "$profile" \
+    || echo "run_all: some weights could not be fetched (named above); their models will be reported unavailable" >&2
+fi
 out="${EMOLIB_RESULTS_DIR:-$here}/results/$name/notebooks"
 mkdir -p "$out"
 mapfile -t notebooks < <(find "$notebooks_dir" -maxdepth 1 -name '[0-9][0-9]_*.ipynb' | sort)

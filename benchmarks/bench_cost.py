@@ -18,9 +18,9 @@ import torch
 def main(profile_name: str = "quick") -> None:
     os.environ.setdefault("EMOLIB_RESULTS_DIR", tempfile.mkdtemp(prefix="bench_cost_"))
     from emolib.config import load_profile
-    from emolib.cost import CostRecorder
-    from emolib.cost_models import best_of_repeats, fit_scaling
-    from emolib.cost_scaling import measure_profile_scaling, model_cost_rows, scaling_targets
+    from emolib.cost.counting import model_cost_rows
+    from emolib.cost.scaling import best_of_repeats, fit_scaling, measure_profile_scaling, scaling_targets
+    from emolib.recorder import CostRecorder
 
     profile = load_profile(profile_name)
     print(f"load average at start: {os.getloadavg()}")

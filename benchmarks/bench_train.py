@@ -3,7 +3,7 @@ tensors, channels_last) against torchvision ImageFolder + DataLoader (PNG files,
 transforms) on the same model, batch and input size; then accuracy per CPU minute of each
 model from the cost records of the last quick-profile run (if there is one).
 
-Run: ``EMOLIB_DATA_DIR=/work/shared/data .venv/bin/python benchmarks/bench_train.py``
+Run: ``EMOLIB_DATA_DIR=<data root> .venv/bin/python benchmarks/bench_train.py``
 (``--synthetic`` uses synthetic faces). Prints the load average beside every figure: the
 machine is shared, so absolute numbers are pessimistic; the ratio is measured in one run.
 """
@@ -101,17 +101,22 @@ def compare_pipelines(name: str, width: float, n: int, batch: int, size: int, st
 
 
 def accuracy_per_minute() -> None:
-    """Accuracy per CPU minute of each model from the last quick run's stage outputs."""
+    """Accuracy per CPU minute of each model from the last quick run's stage outputs (the
+    table notebooks 03 and 06 read: ``emolib.cost.collect.training_table``)."""
+    from emolib import catalog
     from emolib.config import load_profile
-    from emolib.metrics import summarize
-    from emolib.train import evaluate, stage
+    from emolib.cost import collect
 
     profile = load_profile("quick")
-    if not stage.cnn_predictions_path(profile).is_file():
+    if not catalog.predictions_path(profile, "cnn").is_file():
         print("no quick-profile CNN predictions yet: run notebook 03 for quick first")
         return
-    summary = evaluate.split_variant_columns(summarize(stage.load_cnn_predictions(profile), n_boot=10))
-    print(stage.accuracy_per_cpu_minute(summary, stage.cost_frame(profile)).to_string(index=False))
+    predictions = catalog.on_subset(catalog.read_stage_predictions(profile, "cnn"), profile, "fer_private")
+    accuracy = predictions[predictions["restoration"] == "none"].assign(
+        correct=lambda f: f["y_true"] == f["y_pred"]).groupby("model", as_index=False)["correct"].mean()
+    table = collect.training_table(collect.collect_cost_records(profile)).merge(accuracy, on="model")
+    table["acc_points_per_cpu_min"] = 100 * table["correct"] / (table["train_cpu_s"] / 60)
+    print(table.to_string(index=False))
 
 
 def main() -> None:

@@ -9,22 +9,15 @@ config section, used to name stage output folders.
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import json
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 
+from emolib.devices import check_device, resolve_device
 from emolib.paths import project_root
-
-
-class ConfigError(ValueError):
-    """A profile that cannot be used as written; the message names the file, key and fix."""
+from emolib.schema import ConfigError, build_config, config_hash, deep_merge, expand_dotted, to_dict
 
 
 @dataclass(frozen=True)
@@ -47,6 +40,11 @@ class DataConfig:
     synthetic_per_class: int = 40  # per class and split, smoke profile only
     subsample: SubsampleConfig = field(default_factory=SubsampleConfig)
     emotion6_subsample: int | None = None  # images of Emotion6 kept (stratified); null = all
+    # The evaluation draws every stage shares (emolib.catalog): `eval_size` PrivateTest faces
+    # (stratified, profile seed; null = all) that restoration, CNN and VLM stages all score,
+    # and `emotion6_eval_size` Emotion6 images for the VLM stage (null = all).
+    eval_size: int | None = None
+    emotion6_eval_size: int | None = None
     phash_threshold: int = 4  # Hamming distance (of 64 bits) that counts as a near duplicate
     near_duplicates: bool = True
     skip_unreadable: bool = False  # True: unreadable images are listed in the audit, not fatal
@@ -57,17 +55,15 @@ class RestorationConfig:
     """Face restoration (notebook 02); see ``emolib.restore`` for the backend names.
 
     ``backends`` are compared in notebook 02 on a small preview (``preview_per_class`` faces
-    per class). ``selected`` (and any ``eval_backends``) restore the whole evaluation subset
-    (``splits``, each cut to ``eval_size`` stratified faces) that notebooks 03/04 evaluate
-    against ``none`` (the original 48 px faces; resizing is the consumer's job).
+    per class). ``selected`` (and any ``eval_backends``) restore the evaluation subset
+    (``emolib.catalog.fer_eval_name``: ``data.eval_size`` PrivateTest faces) that notebooks
+    03/04 score beside ``none`` (the original 48 px faces) on the same ids.
     """
 
     backends: tuple[str, ...] = ("none", "bicubic")
     output_size: int = 96
     selected: str = "bicubic"
     eval_backends: tuple[str, ...] = ()  # restored on the evaluation subset besides `selected`
-    splits: tuple[str, ...] = ("private_test",)
-    eval_size: int | None = None  # faces per split, stratified with the profile seed; null = all
     preview_per_class: int = 4  # faces per class every backend restores for notebook 02
     batch_size: int = 32
     gfpgan_weights_dir: str | None = None  # holds GFPGANv1.x.pth; null = torch hub checkpoints
@@ -76,6 +72,12 @@ class RestorationConfig:
     unsharp_radius: float = 1.5  # lanczos-unsharp: Pillow UnsharpMask settings
     unsharp_percent: int = 120
     unsharp_threshold: int = 2
+
+
+# training settings a CNN may override in ``cnn.per_model`` (the type each value is cast to)
+PER_MODEL_KEYS = {"epochs": int, "batch_size": int, "lr": float, "weight_decay": float,
+                  "optimizer": str, "warmup_epochs": float, "label_smoothing": float,
+                  "class_weights": bool, "erase_p": float, "augment": bool, "patience": int}
 
 
 @dataclass(frozen=True)
@@ -105,30 +107,73 @@ class CNNConfig:
     seeds: tuple[int, ...] = (0,)
     bf16_models: tuple[str, ...] = ()  # models trained under CPU bf16 autocast (measure first)
     # per-model overrides of the training settings above, e.g. {"resnet50": {"epochs": 2}};
-    # allowed keys: emolib.train.stage.PER_MODEL_KEYS
+    # allowed keys: PER_MODEL_KEYS
     per_model: dict[str, dict[str, Any]] = field(default_factory=dict)
     threads: int = 2  # torch CPU threads
     hard_threshold: float = 0.8  # hard = wrong or p(true) below this, out of fold
     hard_folds: int = 5
 
+    def __post_init__(self) -> None:
+        for name, own in self.per_model.items():
+            if name not in self.models:
+                raise ConfigError(f"cnn.per_model.{name}: {name!r} is not in cnn.models {list(self.models)}")
+            unknown = sorted(set(own) - set(PER_MODEL_KEYS))
+            if unknown:
+                raise ConfigError(f"cnn.per_model.{name}: unknown key(s) {unknown}; allowed: {sorted(PER_MODEL_KEYS)}")
+
+    def overrides_for(self, name: str) -> dict[str, Any]:
+        """``per_model[name]`` cast to the types of ``PER_MODEL_KEYS``."""
+        return {k: PER_MODEL_KEYS[k](v) for k, v in self.per_model.get(name, {}).items()}
+
+
+@dataclass(frozen=True)
+class EndpointConfig:
+    """One OpenAI-compatible server (OpenAI, vLLM, SGLang, Ollama) and the model it serves.
+
+    ``api_key_env`` names the environment variable that holds the key (never the key);
+    ``image_max_side``: longer images are shrunk to it, aspect kept (null: sent as they are);
+    ``concurrency``: requests in flight at once; ``guided``: constrained decoding (``choice``:
+    vLLM's ``structured_outputs.choice``/``guided_choice`` over the label words;
+    ``json_schema``: ``response_format`` json_schema whose one key takes a label word).
+    """
+
+    model: str
+    base_url: str  # e.g. "http://127.0.0.1:8000/v1" (vLLM, SGLang) or "https://api.openai.com/v1"
+    api_key_env: str = "OPENAI_API_KEY"
+    image_max_side: int | None = None
+    image_format: Literal["png", "jpeg"] = "png"
+    concurrency: int = 4
+    guided: Literal["none", "choice", "json_schema"] = "none"
+
+    def __post_init__(self) -> None:
+        if not self.base_url.startswith(("http://", "https://")):
+            raise ConfigError(f"endpoint {self.model!r}: base_url {self.base_url!r} must start with http(s)://")
+        if self.concurrency < 1 or (self.image_max_side is not None and self.image_max_side < 1):
+            raise ConfigError(f"endpoint {self.model!r}: concurrency and image_max_side must be >= 1")
+
 
 @dataclass(frozen=True)
 class VLMConfig:
-    """Zero-shot vision-language models (notebook 04)."""
+    """Zero-shot vision-language models (notebook 04).
+
+    OpenAI-compatible models: each of ``endpoints`` names its model and server (the models
+    join ``openai_models``, the list of such models a profile asks for); a model of
+    ``openai_models`` without an endpoint goes to ``openai_base_url`` (null: OpenAI) with
+    ``api_key_env`` and ``concurrency``, as before endpoints existed.
+    """
 
     clip_models: tuple[str, ...] = ("ViT-B-32/openai",)
     hf_models: tuple[str, ...] = ()
     openai_models: tuple[str, ...] = ()
     openai_base_url: str | None = None
     api_key_env: str = "OPENAI_API_KEY"
+    endpoints: tuple[EndpointConfig, ...] = ()  # one per OpenAI-compatible model (EndpointConfig)
     recorded: tuple[str, ...] = ("gpt4v",)
     batch_size: int = 32
     max_new_tokens: int = 64
     temperature: float = 0.0
     concurrency: int = 4
     embedding_threshold: float = 0.6  # SBERT cosine needed to map a free answer to a label
-    fer_eval_size: int | None = None  # PrivateTest images scored per model; null = all
-    emotion6_eval_size: int | None = None
     probe_train_size: int | None = 2000  # training images of the CLIP linear probe; null = all
     probe_c: float = 1.0  # inverse L2 strength of the probe's logistic regression
     restored: bool = True  # also score the restored faces (restoration.selected) if available
@@ -141,6 +186,23 @@ class VLMConfig:
     random_weights_ok: bool = False  # smoke only: random-weight stand-ins, flagged in every table
     random_image_size: int = 64  # input size of random-weight CLIP stand-ins
     random_context_length: int = 32  # text context of random-weight CLIP stand-ins
+
+    def __post_init__(self) -> None:
+        served = [e.model for e in self.endpoints]
+        twice = sorted({m for m in served if served.count(m) > 1})
+        if twice:
+            raise ConfigError(f"vlm.endpoints: model(s) {twice} have more than one endpoint")
+        # frozen: set once here, so model lists, hashes and tables all see the endpoint models
+        missing = tuple(m for m in served if m not in self.openai_models)
+        object.__setattr__(self, "openai_models", tuple(self.openai_models) + missing)
+
+    def endpoint(self, model: str) -> EndpointConfig:
+        """The server of OpenAI-compatible ``model``: its endpoint, else the legacy settings."""
+        for endpoint in self.endpoints:
+            if endpoint.model == model:
+                return endpoint
+        return EndpointConfig(model=model, base_url=self.openai_base_url or "https://api.openai.com/v1",
+                              api_key_env=self.api_key_env, concurrency=max(1, self.concurrency))
 
 
 @dataclass(frozen=True)
@@ -184,7 +246,6 @@ class HumanEvalConfig:
     n_samples: int = 500  # errors drawn for annotation (the seed study used 500)
     allocation: Literal["equal", "proportional"] = "equal"  # per (model, category) stratum
     models: tuple[str, ...] = ()  # models whose errors are sampled; empty = every model found
-    recorded_gpt4v: bool = True  # real data: add the recorded GPT-4V answers on FER+
     annotator: str = "annotator_1"  # names the annotation file of the live annotator
     annotations_dir: str | None = None  # null = <sample folder>/annotations
     image_width: int = 240  # display width of an image in the annotator and sheet, pixels
@@ -197,7 +258,10 @@ class Profile:
 
     name: str
     seed: int = 0
-    device: str = "auto"  # auto | cpu | cuda
+    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps (emolib.devices)
+    # auto: a model's missing weights are downloaded on first use when online; offline: never
+    # (fetch them ahead with `emolib fetch <profile>`); either way a model without them is "unavailable"
+    weights: Literal["auto", "offline"] = "auto"
     bootstrap_samples: int = 1000
     data: DataConfig = field(default_factory=DataConfig)
     restoration: RestorationConfig = field(default_factory=RestorationConfig)
@@ -220,8 +284,10 @@ def profile_path(name_or_path: str | Path) -> Path:
     return configs_dir() / f"{name_or_path}.yaml"
 
 
-def load_profile(name_or_path: str | Path, **overrides: Any) -> Profile:
-    """Read a profile YAML, apply overrides (dotted or nested keys), validate, return it."""
+def load_profile(name_or_path: str | Path, check_machine: bool = True, **overrides: Any) -> Profile:
+    """Read a profile YAML, apply overrides (dotted or nested keys), validate, return it.
+    ``check_machine``: also fail (DeviceError) when this machine lacks the profile's device,
+    before any work; False only to inspect a profile meant for another machine."""
     path = profile_path(name_or_path)
     if not path.is_file():
         known = sorted(p.stem for p in configs_dir().glob("*.yaml"))
@@ -233,104 +299,14 @@ def load_profile(name_or_path: str | Path, **overrides: Any) -> Profile:
     if not isinstance(raw, dict):
         raise ConfigError(f"{path} must hold a mapping of settings, not {type(raw).__name__}")
     raw.setdefault("name", path.stem)
-    merged = _deep_merge(raw, _expand_dotted(overrides))
-    return build_config(Profile, merged, where=str(path))
+    merged = deep_merge(raw, expand_dotted(overrides))
+    profile = build_config(Profile, merged, where=str(path))
+    check_device(profile.device, f"{path}: device")
+    if check_machine:
+        resolve_device(profile.device, f"{path}: device")
+    return profile
 
 
-def _expand_dotted(overrides: dict[str, Any]) -> dict[str, Any]:
-    nested: dict[str, Any] = {}
-    for key, value in overrides.items():
-        node = nested
-        *parents, leaf = key.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
-    return nested
-
-
-def _deep_merge(base: dict, extra: dict) -> dict:
-    out = dict(base)
-    for key, value in extra.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _deep_merge(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
-def build_config(cls: type, raw: Any, where: str = "config") -> Any:
-    """Turn a mapping into the dataclass ``cls``, checking every key and type."""
-    if dataclasses.is_dataclass(raw) and isinstance(raw, cls):
-        return raw
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{where}: expected a mapping for {cls.__name__}, got {raw!r}")
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(raw) - names)
-    if unknown:
-        raise ConfigError(
-            f"{where}: unknown key(s) {unknown} for {cls.__name__}; allowed: {sorted(names)}"
-        )
-    values = {key: _coerce(hints[key], value, f"{where}: {key}") for key, value in raw.items()}
-    try:
-        return cls(**values)
-    except TypeError as err:
-        raise ConfigError(f"{where}: {err}") from err
-
-
-def _coerce(hint: Any, value: Any, where: str) -> Any:
-    origin = typing.get_origin(hint)
-    args = typing.get_args(hint)
-    if hint is Any:
-        return value
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for arg in (a for a in args if a is not type(None)):
-            try:
-                return _coerce(arg, value, where)
-            except ConfigError as err:
-                errors.append(str(err))
-        raise ConfigError(f"{where}: {value!r} fits none of {hint}")
-    if origin is Literal:
-        if value not in args:
-            raise ConfigError(f"{where}: {value!r} is not one of {list(args)}")
-        return value
-    if origin is tuple:
-        if not isinstance(value, list | tuple):
-            raise ConfigError(f"{where}: expected a list, got {value!r}")
-        inner = args[0] if args else Any
-        return tuple(_coerce(inner, item, f"{where}[{i}]") for i, item in enumerate(value))
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
-        return {k: _coerce(args[1], v, f"{where}.{k}") for k, v in value.items()}
-    if dataclasses.is_dataclass(hint):
-        return build_config(hint, value, where)
-    if hint is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if hint in (int, float) and isinstance(value, bool):
-        raise ConfigError(f"{where}: expected {hint.__name__}, got the boolean {value!r}")
-    if isinstance(hint, type) and not isinstance(value, hint):
-        raise ConfigError(f"{where}: expected {hint.__name__}, got {type(value).__name__} {value!r}")
-    return value
-
-
-def to_dict(config: Any) -> Any:
-    """A config (or part of one) as plain JSON-able data; tuples become lists."""
-    if dataclasses.is_dataclass(config):
-        return {f.name: to_dict(getattr(config, f.name)) for f in dataclasses.fields(config)}
-    if isinstance(config, tuple | list):
-        return [to_dict(v) for v in config]
-    if isinstance(config, dict):
-        return {str(k): to_dict(v) for k, v in sorted(config.items())}
-    if isinstance(config, Path):
-        return str(config)
-    return config
-
-
-def config_hash(*parts: Any, length: int = 12) -> str:
-    """Stable hash of config sections and extra values (order matters, dict order does not)."""
-    canonical = json.dumps([to_dict(p) for p in parts], sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()[:length]
+__all__ = ["CNNConfig", "ConfigError", "CostConfig", "DataConfig", "EndpointConfig", "HumanEvalConfig",
+           "PER_MODEL_KEYS", "Profile", "PromptStudyConfig", "RestorationConfig", "SubsampleConfig", "VLMConfig",
+           "build_config", "config_hash", "configs_dir", "load_profile", "profile_path", "to_dict"]

@@ -7,10 +7,15 @@ a miss for recall and for accuracy and adds no true positive to any class.
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import pandas as pd
 
-GROUP_KEYS = ["dataset", "split", "model", "backend", "variant"]
+from emolib.predictions import CONFIG_KEYS
+from emolib.stats import bootstrap_ci
+
+GROUP_KEYS = list(CONFIG_KEYS)  # one score per model configuration and subset
 
 
 def confusion(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
@@ -58,26 +63,10 @@ def classification_scores(y_true, y_pred, n_classes: int) -> dict[str, np.ndarra
     return scores_from_confusion(confusion(y_true, y_pred, n_classes))
 
 
-def bootstrap_ci(y_true, y_pred, n_classes: int, n_boot: int = 1000, level: float = 0.95,
-                 seed: int = 0, metrics: tuple[str, ...] = ("accuracy", "macro_f1", "weighted_f1"),
-                 ) -> dict[str, tuple[float, float]]:
-    """Percentile bootstrap interval of each metric, resampling images with replacement."""
-    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
-    rng = np.random.default_rng(seed)
-    n = len(y_true)
-    draws = {m: np.empty(n_boot) for m in metrics}
-    for b in range(n_boot):
-        idx = rng.integers(0, n, n)
-        scores = classification_scores(y_true[idx], y_pred[idx], n_classes)
-        for m in metrics:
-            draws[m][b] = scores[m]
-    tail = (1 - level) / 2 * 100
-    return {m: (float(np.percentile(d, tail)), float(np.percentile(d, 100 - tail))) for m, d in draws.items()}
-
-
 def summarize(predictions: pd.DataFrame, n_classes_of: dict[str, int] | None = None,
               n_boot: int = 1000, seed: int = 0, by: list[str] | None = None) -> pd.DataFrame:
-    """One row per group (default: dataset, split, model, backend, variant): n, accuracy,
+    """One row per group (default ``CONFIG_KEYS``: dataset, label_set, model, backend,
+    restoration, prompt, seed, subset): n, accuracy,
     macro/weighted F1 with bootstrap CIs, and how many answers were unparseable or errors."""
     from emolib.labels import get_label_set
 
@@ -88,7 +77,7 @@ def summarize(predictions: pd.DataFrame, n_classes_of: dict[str, int] | None = N
         k = (n_classes_of or {}).get(label_set) or len(get_label_set(label_set))
         y_true, y_pred = group["y_true"].to_numpy(), group["y_pred"].to_numpy()
         scores = classification_scores(y_true, y_pred, k)
-        ci = bootstrap_ci(y_true, y_pred, k, n_boot=n_boot, seed=seed)
+        ci = bootstrap_ci(y_true, y_pred, partial(classification_scores, n_classes=k), n_boot=n_boot, seed=seed)
         row = dict(zip(by, key if isinstance(key, tuple) else (key,), strict=True))
         row.update(n=len(group), label_set=label_set)
         for m in ("accuracy", "macro_f1", "weighted_f1"):

@@ -36,6 +36,17 @@ def save_figure(fig: plt.Figure, profile: str, name: str) -> Path:
     return path
 
 
+def show_figure(fig: plt.Figure, profile: str, name: str, caption: str) -> None:
+    """Save ``fig`` (``save_figure``), show it inline with ``caption`` (what to look for) in a
+    notebook, and close it so it is not drawn twice."""
+    from IPython.display import Markdown, display
+
+    save_figure(fig, profile, name)
+    display(fig)
+    plt.close(fig)
+    display(Markdown(f"*{caption}*"))
+
+
 def plot_confusion(cm: np.ndarray, class_names: list[str] | tuple[str, ...], ax: plt.Axes | None = None,
                    normalize: bool = True, title: str = "", pred_names: list[str] | None = None,
                    xlabel: str = "predicted", ylabel: str = "true") -> plt.Axes:

@@ -1,8 +1,22 @@
-"""The predictions table: one row per (image, model, variant), the same for every model.
+"""The predictions table: one row per image and configuration, the same for every model.
 
 Metrics, plots, error categories and human evaluation read this table and nothing else.
-``y_pred`` is -1 when a model gave no usable answer (``parse_status == "unparseable"`` or
-``"error"``): such a row counts as wrong and is reported, never dropped.
+Columns (``COLUMNS``), one fact each:
+
+- ``image_id, split, dataset, label_set``: the image and the label set its labels index;
+- ``y_true, y_pred``: label indices; ``y_pred`` is -1 when a model gave no usable answer
+  (``parse_status`` ``unparseable`` or ``error``): such a row counts as wrong and is
+  reported, never dropped;
+- ``scores``: per-class probabilities or similarities (list of float) or None;
+- ``model, backend``: what answered (backend: cnn, clip, clip_probe, hf, openai, recorded);
+- ``restoration``: the face restoration the image went through (``none``: the original);
+- ``prompt``: the prompt variant (``default`` for the VLM stage; ``-`` for CNNs and probes);
+- ``seed``: the training seed (CNNs) or the profile seed (everything else);
+- ``subset``: the named evaluation subset (``emolib.catalog``) the row was predicted for;
+- ``raw_response, parse_status, latency_s``: the model's own answer, how it was read, time.
+
+Scores on a smaller subset (leakage-free, hard) are computed by selecting ids
+(``emolib.catalog.select_subset``), never stored as copies.
 """
 
 from __future__ import annotations
@@ -24,23 +38,47 @@ COLUMNS = {
     "scores": "object",  # per-class probabilities/similarities (list of float) or None
     "model": "object",
     "backend": "object",  # cnn | clip | clip_probe | hf | openai | recorded
-    "variant": "object",  # prompt variant / restoration / seed, e.g. "restoration=none;seed=0"
+    "restoration": "object",  # none | <restoration backend>-<size>
+    "prompt": "object",  # default | <prompt variant> | - (no prompt: CNNs, probes)
+    "seed": "int64",
+    "subset": "object",  # named evaluation subset, see emolib.catalog
     "raw_response": "object",
     "parse_status": "object",
     "latency_s": "float64",
 }
+# what names one row: the same image under the same configuration appears once
+ROW_KEYS = ("image_id", "dataset", "model", "backend", "restoration", "prompt", "seed", "subset")
+# what names one group of rows scored together (one model under one configuration)
+CONFIG_KEYS = ("dataset", "label_set", "model", "backend", "restoration", "prompt", "seed", "subset")
+NO_PROMPT = "-"
 PARSE_STATUSES = ("scored", "json", "text_match", "embedding_match", "unparseable", "error")
 NO_PREDICTION = -1
 
 
 def make_predictions(**columns) -> pd.DataFrame:
-    """Build a predictions table from column arrays; missing optional columns are filled."""
+    """Build a predictions table from columns: arrays of one value per row, or a scalar for a
+    fact shared by every row (``model="resnet50"``); missing optional columns are filled."""
     n = len(columns["image_id"])
-    defaults = {"scores": [None] * n, "raw_response": [None] * n, "latency_s": [np.nan] * n,
-                "parse_status": ["scored"] * n}
+    defaults = {"scores": None, "raw_response": None, "latency_s": np.nan, "parse_status": "scored"}
     data = {**defaults, **columns}
+    data = {k: (v if _is_column(v) else [v] * n) for k, v in data.items()}
+    missing = [c for c in COLUMNS if c not in data]
+    if missing:
+        raise ValueError(f"make_predictions: missing column(s) {missing}; required: {list(COLUMNS)}")
     frame = pd.DataFrame({k: data[k] for k in COLUMNS} | {k: v for k, v in data.items() if k not in COLUMNS})
     return validate_predictions(frame)
+
+
+def _is_column(value) -> bool:
+    return isinstance(value, list | tuple | np.ndarray | pd.Series)
+
+
+def image_columns(image_set) -> dict:
+    """The columns an ``ImageSet`` fixes: image_id, split, dataset, label_set, y_true,
+    restoration (its ``variant``) and subset (its ``subset`` name)."""
+    return {"image_id": image_set.ids, "split": image_set.splits, "dataset": image_set.name,
+            "label_set": image_set.label_set_name, "y_true": image_set.labels,
+            "restoration": image_set.variant, "subset": image_set.subset_name}
 
 
 def validate_predictions(frame: pd.DataFrame, where: str = "predictions") -> pd.DataFrame:
@@ -57,7 +95,7 @@ def validate_predictions(frame: pd.DataFrame, where: str = "predictions") -> pd.
         raise ValueError(f"{where}: unparseable/error rows must have y_pred == -1")
     if (frame.loc[~no_answer, "y_pred"] < 0).any():
         raise ValueError(f"{where}: rows with a prediction need y_pred >= 0")
-    keys = ["image_id", "split", "dataset", "model", "backend", "variant"]
+    keys = list(ROW_KEYS)
     if frame.duplicated(keys).any():
         raise ValueError(f"{where}: duplicate rows for the same {keys}")
     return frame
@@ -77,14 +115,6 @@ def read_predictions(paths: Path | list[Path]) -> pd.DataFrame:
     if not frames:
         return pd.DataFrame({k: pd.Series(dtype=v) for k, v in COLUMNS.items()})
     return pd.concat(frames, ignore_index=True)
-
-
-def read_stage_predictions(path: Path, notebook: str, profile_name: str) -> pd.DataFrame:
-    """A stage's predictions table; FileNotFoundError naming the notebook that writes it."""
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"{path} does not exist: run notebooks/{notebook} "
-                                f"for profile {profile_name!r} first")
-    return read_predictions(path)
 
 
 def score_matrix(frame: pd.DataFrame) -> np.ndarray:

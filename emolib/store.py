@@ -141,7 +141,7 @@ class StageStore:
         self.stage = stage
         self.config = [to_dict(p) for p in hash_parts]
         self.hash = config_hash(*hash_parts)
-        self.dir = stage_dir(self.profile, stage, self.hash)
+        self.dir = stage_dir(self.profile, stage, self.hash, ensure=False)  # created by the first write
 
     def __repr__(self) -> str:
         return f"StageStore({self.dir})"

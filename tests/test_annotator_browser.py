@@ -21,9 +21,10 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from smoke_stages import upstream_outputs
 
 from emolib.config import load_profile
-from emolib.human_eval import annotations, inputs, sampling
+from emolib.human_eval import annotations, sampling, stage
 from emolib.paths import RESULTS_ENV_VAR
 
 CHROMIUM = "/usr/bin/chromium"
@@ -33,7 +34,7 @@ WAIT_MS = 30_000
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.timeout(150),
+    pytest.mark.timeout(150, func_only=True),  # the browser part; building the upstream stages is not timed
     pytest.mark.skipif(not Path(CHROMIUM).is_file(), reason="apt-get install -y chromium"),
 ]
 
@@ -91,15 +92,20 @@ def _stop(server: subprocess.Popen) -> None:
             server.wait(timeout=5)
 
 
-def test_three_items_answered_in_jupyterlab(tmp_path: Path, monkeypatch) -> None:
+@pytest.fixture
+def smoke_image_sets(tmp_path: Path) -> dict:
+    """Notebooks 01-04 of smoke, their results copied to ``tmp_path / "outputs"``."""
+    return upstream_outputs(load_profile("smoke"), tmp_path / "outputs")
+
+
+def test_three_items_answered_in_jupyterlab(tmp_path: Path, monkeypatch, smoke_image_sets) -> None:
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
     from playwright.sync_api import expect, sync_playwright
 
+    profile, image_sets = load_profile("smoke"), smoke_image_sets
     monkeypatch.setenv(RESULTS_ENV_VAR, str(tmp_path / "outputs"))
-    profile = load_profile("smoke")
-    image_sets = inputs.load_image_sets(profile)
-    predictions, _ = inputs.collect_predictions(profile, image_sets)
-    sample_dir = sampling.save_sample(profile, predictions, image_sets)
+    predictions, _ = stage.collect_predictions(profile, image_sets)
+    sample_dir = sampling.save_sample(profile, stage.with_images(predictions, image_sets), image_sets)
     sample = sampling.read_sample(sample_dir)
     folder = tmp_path / "annotations"
     root = tmp_path / "lab"

@@ -1,12 +1,16 @@
-"""Duplicate audit on a fixture with planted exact and near duplicates."""
+"""Duplicate audit on a fixture with planted exact and near duplicates, and the named
+subsets notebook 01 derives from it."""
 
 from __future__ import annotations
 
 import imagehash
 import numpy as np
+import pytest
 from PIL import Image
 
-from emolib.data import ImageSet
+from emolib import catalog
+from emolib.config import load_profile
+from emolib.data import ImageSet, make_synthetic_evoked, stratified_indices
 from emolib.data.audit import (
     audit_summary,
     find_exact_duplicates,
@@ -15,6 +19,9 @@ from emolib.data.audit import (
     near_duplicate_pairs,
     perceptual_hashes,
 )
+from emolib.data.stage import define_subsets, leakage_table, run_audit
+from emolib.paths import RESULTS_ENV_VAR
+from emolib.recorder import COST_FILE, read_cost_records
 
 
 def _smooth_image(rng: np.random.Generator) -> np.ndarray:
@@ -90,3 +97,35 @@ def test_leakage_free_mask_and_summary():
     assert summary["exact groups spanning train and a test split"] == 2
     assert summary["exact groups with conflicting labels"] == 1
     assert summary["test images with an exact copy in train"] == 2
+
+
+def test_named_subsets_come_from_the_audit_and_are_stored_once(tmp_path, monkeypatch):
+    monkeypatch.setenv(RESULTS_ENV_VAR, str(tmp_path))
+    profile = load_profile("smoke", **{"data.eval_size": 7, "data.emotion6_eval_size": 6})
+    s, evoked = _planted(), make_synthetic_evoked(2, seed=0)
+    audit = run_audit(profile, s)
+    assert run_audit(profile, s)["leakage"].equals(audit["leakage"])  # read back, not recomputed
+    records = read_cost_records(catalog.data_store(profile).dir / COST_FILE)
+    assert [(r["phase"], r["model"], r["items"]) for r in records] == [("preprocess", "audit", 35)]
+    table = leakage_table(audit["leakage"]).set_index("split")
+    assert table.loc["private_test"].tolist() == [13, 11, 10] and table.loc["train", "standard"] == 22
+
+    sizes = define_subsets(profile, s, evoked, audit["leakage"]).set_index("subset")["n"]
+    assert sizes.to_dict() == {"fer_private": 13, "fer_private_leakage_free_exact": 11,
+                               "fer_private_leakage_free_near": 10, "fer_eval_7": 7, "emotion6_all": 12,
+                               "emotion6_eval_6": 6}
+    private = s.split("private_test")
+    assert catalog.subset_ids(profile, "fer_private").tolist() == private.ids.tolist()
+    exact = set(catalog.subset_ids(profile, "fer_private_leakage_free_exact"))
+    near = set(catalog.subset_ids(profile, "fer_private_leakage_free_near"))
+    assert set(private.ids) - exact == {"img30", "img31"}  # the exact copies of training faces
+    assert set(private.ids) - near == {"img30", "img31", "img34"}  # and the brightened copy
+    want = private.ids[stratified_indices(private.labels, 7, profile.seed)]
+    assert catalog.subset_ids(profile, "fer_eval_7").tolist() == want.tolist()
+    chosen = catalog.select_subset(s, profile, "fer_eval_7")
+    assert chosen.subset_name == "fer_eval_7" and chosen.ids.tolist() == want.tolist()
+    assert catalog.fer_eval_name(profile) == "fer_eval_7"
+    with pytest.raises(KeyError, match=r"no subset 'fer_eval_8' .*'fer_eval_7'"):
+        catalog.subset_ids(profile, "fer_eval_8")
+    with pytest.raises(catalog.MissingUpstream, match=r"subset 'fer_hard' .*run notebooks/03_cnn_training"):
+        catalog.subset_ids(profile, "fer_hard")

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from emolib.config import ConfigError, Profile, config_hash, load_profile
+from emolib.devices import DeviceError, check_device, resolve_device
 
 
 @pytest.mark.parametrize("name", ["smoke", "quick", "paper"])
 def test_every_profile_loads(name):
-    profile = load_profile(name)
+    # paper asks for a GPU: its settings are read anywhere, the machine is checked on a GPU
+    profile = load_profile(name, check_machine=name != "paper")
     assert isinstance(profile, Profile) and profile.name == name
 
 
@@ -64,3 +67,63 @@ def test_config_hash_is_stable_and_sensitive():
     # a change in one stage leaves another stage's hash alone
     assert config_hash(a.data) == config_hash(load_profile("quick", **{"cnn.epochs": 1}).data)
     assert config_hash({"x": 1, "y": 2}) == config_hash({"y": 2, "x": 1})
+
+
+def test_per_model_overrides_are_checked_at_load():
+    tuned = load_profile("smoke", **{"cnn.per_model": {"resnet50": {"epochs": 3, "lr": 1}}})
+    assert tuned.cnn.overrides_for("resnet50") == {"epochs": 3, "lr": 1.0}
+    assert isinstance(tuned.cnn.overrides_for("resnet50")["lr"], float)
+    assert tuned.cnn.overrides_for("vgg19_bn") == {}
+    with pytest.raises(ConfigError, match=r"cnn.per_model.resnet50: unknown key\(s\) \['epoch'\]; allowed: .*'epochs'"):
+        load_profile("smoke", **{"cnn.per_model": {"resnet50": {"epoch": 3}}})
+    with pytest.raises(ConfigError, match=r"cnn.per_model.vgg16: 'vgg16' is not in cnn.models"):
+        load_profile("smoke", **{"cnn.per_model": {"vgg16": {"epochs": 3}}})
+
+
+def test_evaluation_sizes_live_in_the_data_section():
+    smoke = load_profile("smoke")
+    assert (smoke.data.eval_size, smoke.data.emotion6_eval_size) == (42, 24)
+    for moved in ("restoration.eval_size", "vlm.fer_eval_size", "vlm.emotion6_eval_size"):
+        with pytest.raises(ConfigError, match=r"unknown key\(s\) \['\w*eval_size'\]"):
+            load_profile("smoke", **{moved: 10})
+
+
+# ----------------------------------------------------------------------------- devices
+@pytest.fixture
+def cpu_only(monkeypatch):
+    """This machine as a CPU-only one (it is, in CI; on a GPU machine the GPU is hidden)."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+
+
+def test_a_misspelt_device_is_refused_at_load_with_the_fix(tmp_path):
+    path = tmp_path / "mine.yaml"
+    path.write_text("device: gpu\n")
+    fix = r"'gpu' is not a device; use auto, cpu, cuda, cuda:N or mps"
+    with pytest.raises(DeviceError, match=r"mine.yaml: device: " + fix):
+        load_profile(path)
+    with pytest.raises(DeviceError, match=fix):  # a spelling is wrong on every machine
+        load_profile(path, check_machine=False)
+    with pytest.raises(DeviceError, match="not a device"):
+        load_profile("smoke", device="cuda:x")
+    assert [check_device(d) for d in ("auto", "cpu", "cuda", "cuda:1", "mps")] == ["auto", "cpu", "cuda",
+                                                                                   "cuda:1", "mps"]
+
+
+def test_cuda_on_a_cpu_only_machine_fails_at_load_naming_auto(cpu_only):
+    with pytest.raises(DeviceError, match=r"'cuda' asked for, but this machine has 0 CUDA device\(s\).*"
+                                          r"set `device: auto`"):
+        load_profile("smoke", device="cuda")
+    with pytest.raises(DeviceError, match=r"paper.yaml: device: .*set `device: auto`"):
+        load_profile("paper")  # the GPU profile, before any work
+    assert load_profile("paper", check_machine=False).device == "cuda"
+    assert resolve_device("auto") == "cpu" and load_profile("smoke", device="auto").device == "auto"
+    with pytest.raises(DeviceError, match="no Apple GPU; set `device: auto`"):
+        resolve_device("mps")
+
+
+def test_a_cuda_index_beyond_the_machines_gpus_fails():
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    with pytest.raises(DeviceError, match=rf"'cuda:{count}' asked for, but this machine has {count} CUDA"):
+        resolve_device(f"cuda:{count}")

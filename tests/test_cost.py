@@ -1,11 +1,13 @@
-"""Cost recording, collection, FLOPs and scaling fits, against known work and hand counts."""
+"""Cost recording (killed phases included), collection through the catalog, FLOPs and
+scaling fits, against known work and hand counts."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -13,32 +15,34 @@ import pytest
 import torch
 from torch import nn
 
-from emolib import cost_report
+from emolib import catalog
 from emolib.config import load_profile
-from emolib.cost import CostRecorder, EnergyProbe, RaplMeter, find_rapl_meter, read_cost_records
-from emolib.cost_models import (
-    best_of_repeats,
-    build_cnn,
-    count_flops,
-    count_parameters,
-    fit_scaling,
-    fit_sizes_to_budget,
-    flops_per_image,
-    make_image_runner,
-    measure_scaling,
-    probe_cost,
-)
-from emolib.cost_report import (
-    STUDY_STAGES,
+from emolib.cost.collect import (
+    accuracy_by_model,
+    accuracy_vs_cost,
     collect_cost_records,
-    current_hashes,
+    latency_table,
     model_cost_table,
     pareto_front,
     phase_table,
     stage_coverage,
+    training_table,
 )
+from emolib.cost.counting import build_study_cnn, count_flops, count_parameters, flops_per_image
+from emolib.cost.scaling import (
+    best_of_repeats,
+    fit_scaling,
+    fit_sizes_to_budget,
+    make_image_runner,
+    measure_scaling,
+    probe_cost,
+)
+from emolib.data import load_evoked, load_faces
+from emolib.data.stage import define_subsets, run_audit
+from emolib.energy import EnergyProbe, RaplMeter, find_rapl_meter
 from emolib.paths import RESULTS_ENV_VAR, stage_dir
-from emolib.store import StageStore
+from emolib.predictions import NO_PROMPT, image_columns, make_predictions
+from emolib.recorder import COST_FILE, OPEN_DIR, CostRecorder, read_cost_records
 
 
 def _burn_cpu(seconds: float) -> None:
@@ -134,6 +138,56 @@ def test_energy_not_measured_is_said_not_guessed(tmp_path):
         assert r["energy_gpu_j"] is None and "GPU energy not measured" in r["energy_note"]
 
 
+KILLED_PHASE = """
+import sys, time
+from emolib.recorder import CostRecorder
+
+recorder = CostRecorder(sys.argv[1], "demo", heartbeat_s=600)  # only the explicit beat below
+with recorder.phase("train", model="m", items=0, seed=0) as handle:
+    time.sleep(0.3)
+    handle.items = 5
+    handle.beat()
+    print("beat", flush=True)
+    time.sleep(600)  # killed here
+"""
+
+
+def test_killed_phase_is_read_back_as_interrupted_up_to_its_last_heartbeat(tmp_path):
+    child = subprocess.Popen([sys.executable, "-c", KILLED_PHASE, str(tmp_path)], stdout=subprocess.PIPE,
+                             text=True)
+    try:
+        assert child.stdout.readline() == "beat\n"
+        assert read_cost_records(tmp_path / COST_FILE) == []  # still running: open, not interrupted
+        time.sleep(1.0)  # time after the last heartbeat is not known, so not counted
+    finally:
+        child.kill()
+        child.wait()
+        child.stdout.close()
+    (r,) = read_cost_records(tmp_path / COST_FILE)
+    assert not (tmp_path / COST_FILE).exists()  # the killed phase never wrote its record
+    assert r["status"] == "interrupted" and r["pid"] == child.pid and r["stage"] == "demo"
+    assert (r["phase"], r["model"], r["items"], r["tags"]) == ("train", "m", 5, {"seed": 0})
+    assert 0.3 <= r["wall_s"] < 1.0
+    rec = CostRecorder(tmp_path, "demo")  # the resumed attempt adds its own record beside it
+    with rec.phase("train", model="m", items=3, seed=0):
+        pass
+    assert [(x["status"], x["items"]) for x in rec.records()] == [("ok", 3), ("interrupted", 5)]
+
+
+def test_heartbeat_keeps_an_open_phase_marker_current(tmp_path):
+    rec = CostRecorder(tmp_path, "demo", sample_interval_s=0.5, heartbeat_s=0.1)
+    with rec.phase("infer", model="m", items=2) as handle:
+        time.sleep(0.5)
+        (marker,) = (tmp_path / OPEN_DIR).glob("*.json")
+        beat = json.loads(marker.read_text())
+        assert beat["status"] == "interrupted" and beat["phase_id"] == marker.stem
+        assert 0.2 <= beat["wall_s"] <= 0.5 and beat["items"] == 2
+        assert rec.records() == []  # this process is alive: the phase is open, not interrupted
+        handle.items = 7
+    assert list((tmp_path / OPEN_DIR).glob("*.json")) == []  # a finished phase leaves no marker
+    assert [(r["status"], r["items"]) for r in rec.records()] == [("ok", 7)]
+
+
 # ----------------------------------------------------------------------------- flops
 def test_flops_and_params_of_small_conv_net_match_hand_count():
     net = nn.Sequential(
@@ -148,11 +202,19 @@ def test_flops_and_params_of_small_conv_net_match_hand_count():
 
 
 def test_flops_on_meta_device_match_real_weights():
-    real = build_cnn("resnet18", 7, 1)
-    meta = build_cnn("resnet18", 7, 1, device="meta")
-    assert flops_per_image(meta, (1, 48, 48)) == flops_per_image(real, (1, 48, 48))
+    from emolib.train.stage import build_for
+
+    profile = load_profile("smoke")
+    shape = (1, profile.cnn.input_size, profile.cnn.input_size)
+    real = build_study_cnn(profile, "resnet50")
+    meta = build_study_cnn(profile, "resnet50", device="meta")
+    assert next(meta.parameters()).is_meta and not next(real.parameters()).is_meta
+    assert flops_per_image(meta, shape) == flops_per_image(real, shape)
     assert count_parameters(meta) == count_parameters(real)
     assert real.conv1.in_channels == 1 and real.fc.out_features == 7
+    for name in profile.cnn.models:  # counted on the architecture notebook 03 trains, not a second zoo
+        trained_kind, _ = build_for(profile, name, 7)
+        assert count_parameters(build_study_cnn(profile, name, "meta")) == count_parameters(trained_kind)
 
 
 # ----------------------------------------------------------------------------- scaling
@@ -196,105 +258,83 @@ def test_pareto_front_by_hand():
     assert pareto_front(cost, acc).tolist() == [True, True, False, True, False, False]
 
 
-def _simulate_stage(profile, stage: str, *extra_parts, model: str | None = None,
-                    wall: float = 0.0, meta: bool = True, folder=None) -> Path:
-    store = StageStore(profile, stage, getattr(profile, stage, None), *extra_parts)
-    folder = folder or store.dir
-    rec = CostRecorder(folder, stage, sample_interval_s=0.5)
-    with rec.phase("infer", model=model, items=4):
-        time.sleep(wall)
-    if meta:
-        store.write_meta()
-    return folder
+def _record(folder, stage: str, phase: str = "infer", model: str | None = None, items: int | None = 4,
+            **tags) -> None:
+    with CostRecorder(folder, stage, sample_interval_s=0.5).phase(phase, model=model, items=items, **tags):
+        pass
 
 
-def test_collect_records_of_every_stage(tmp_path, monkeypatch):
-    """Stages with a store function are judged by its exact hash, the others by meta."""
+def test_collect_reads_exactly_the_catalogs_cost_sources(tmp_path, monkeypatch):
+    """Every folder ``catalog.cost_sources`` names counts (issue 11: the per-model training
+    folders were dropped), and nothing else does."""
     monkeypatch.setenv(RESULTS_ENV_VAR, str(tmp_path))
     profile = load_profile("smoke")
-    known = current_hashes(profile)
-    assert {"data", "cnn", "vlm", "hard"} <= set(known) and len(known["hard"]) == 2
-    for stage in (*STUDY_STAGES, "hard"):
-        for h in sorted(known.get(stage, [None])):
-            folder = stage_dir(profile.name, stage, h) if h else None
-            model = profile.restoration.backends[-1] if stage == "restoration" else f"{stage}-model"
-            _simulate_stage(profile, stage, model=model, folder=folder,
-                            meta=folder is None)
-    _simulate_stage(profile, "cnn", "stale", model="resnet50", meta=False)  # another hash
-    cnn_dir = stage_dir(profile.name, "cnn", next(iter(known["cnn"])))
-    rec = CostRecorder(cnn_dir, "cnn")
+    sources = catalog.cost_sources(profile)
+    training = [s for s in sources if s.what.startswith("training ")]
+    assert [s.folder for s in training] == [catalog.cnn_model_store(profile, m, 0).dir for m in profile.cnn.models]
+    assert sum(s.stage == "hard" for s in sources) == 2
+    for source in sources:
+        if source not in training:
+            model = profile.restoration.backends[-1] if source.stage == "restoration" else f"{source.stage}-model"
+            _record(source.folder, source.stage, model=model)
+    for name in profile.cnn.models[1:]:
+        _record(catalog.cnn_model_store(profile, name, 0).dir, "cnn", "train", name, 84, seed=0, start_epoch=0)
+    first = profile.cnn.models[0]
+    rec = CostRecorder(catalog.cnn_model_store(profile, first, 0).dir, "cnn")
     with pytest.raises(RuntimeError):
-        with rec.phase("train", model="cnn-model", seed=0):
-            raise RuntimeError("interrupted")
+        with rec.phase("train", model=first, items=0, seed=0, start_epoch=0):
+            raise RuntimeError("out of memory")
     time.sleep(1.1)  # started_at has second resolution
-    with rec.phase("train", model="cnn-model", seed=0):  # the rerun: the newest record counts
-        with rec.phase("epoch", model="cnn-model", items=8, epoch=0):
+    with rec.phase("train", model=first, items=84, seed=0, start_epoch=0):  # the rerun counts
+        with rec.phase("epoch", model=first, items=84, epoch=0):
             pass
+    # folders the catalog does not name for this configuration do not count
+    _record(catalog.cnn_store(load_profile("smoke", **{"cnn.epochs": 99})).dir, "cnn", model="other-config")
+    _record(stage_dir(profile.name, "prompts", "not-a-hash"), "prompts", model="stray-folder")
 
     records = collect_cost_records(profile)
-    coverage = stage_coverage(records).set_index("stage")
-    assert (coverage.loc[list(STUDY_STAGES), "n_records"] > 0).all()
-    rules = records.groupby("stage")["selected_by"].first()
-    assert rules["cnn"] == "store function" and rules["prompts"] == "config match"
-    assert "resnet50" not in set(records["model"])  # the stale folder
-    assert (records["stage"] == "hard").sum() == 2  # both data sets' folders are current
-    train = records[records["phase"] == "train"].sort_values("started_at")
+    assert not {"other-config", "stray-folder"} & set(records["model"])
+    coverage = stage_coverage(profile, records)
+    assert len(coverage) == len(sources) and (coverage["status"] == "recorded").all()
+    row = coverage.set_index("what").loc[f"training {first} seed 0"]
+    assert (row["n_records"], row["n_failed"], row["n_superseded"]) == (3, 1, 1)
+    assert (records["stage"] == "hard").sum() == 2  # both data sets' folders
+    train = records[(records["phase"] == "train") & (records["model"] == first)].sort_values("started_at")
     assert train["superseded"].tolist() == [True, False]
     assert train["status"].tolist() == ["failed", "ok"]
     epoch = records[records["phase"] == "epoch"].iloc[0]
     assert epoch["depth"] == 1 and epoch["phase_path"] == "train/epoch"
-    everything = collect_cost_records(profile, include_all=True)
-    assert (everything["selected_by"] == "stale").sum() == 1
 
     table = phase_table(records)
-    row = table[(table["model"] == "cnn-model") & (table["phase_path"] == "train")].iloc[0]
+    row = table[(table["model"] == first) & (table["phase_path"] == "train")].iloc[0]
     assert row["runs"] == 1 and row["failed"] == 0
     assert row["earlier_attempts"] == 1 and row["earlier_failed"] == 1
     assert row["earlier_wall_s"] == pytest.approx(train["wall_s"].iloc[0])
     assert (table["energy"] == "not measured").all() or torch.cuda.is_available()
+    trained = training_table(records).set_index("model")
+    assert list(trained.index) == list(profile.cnn.models)  # every trained CNN, not the newest only
+    assert (trained["attempts"] == 1).all() and (trained["images_trained"] == 84).all()
     costs = model_cost_table(records).set_index("model")
+    for name in profile.cnn.models:  # notebook 06's training time is notebook 03's
+        assert costs.loc[name, "train_s"] == pytest.approx(trained.loc[name, "train_s"])
+    assert costs.loc[first, "train_s"] == pytest.approx(train["wall_s"].iloc[1])  # the nested epoch not again
     assert costs.loc["vlm-model", "infer_images"] == 4
     assert costs.loc["vlm-model", "s_per_1000_images"] == pytest.approx(
         1000 * records.loc[records["model"] == "vlm-model", "wall_s"].sum() / 4)
 
 
-def test_meta_config_decides_without_a_store_function(tmp_path, monkeypatch):
-    monkeypatch.setenv(RESULTS_ENV_VAR, str(tmp_path))
-    monkeypatch.setattr(cost_report, "STAGE_STORES", {})
-    profile = load_profile("smoke")
-    _simulate_stage(profile, "cnn", model="a")
-    _simulate_stage(profile, "cnn", "vgg19_bn", model="b")  # a second current folder
-    _simulate_stage(load_profile("smoke", **{"cnn.epochs": 99}), "cnn", model="stale")
-    records = collect_cost_records(profile)
-    assert sorted(records["model"]) == ["a", "b"]
-    assert set(records["selected_by"]) == {"config match"}
-
-
-def test_unjudged_folders_fall_back_to_the_newest(tmp_path, monkeypatch):
-    monkeypatch.setenv(RESULTS_ENV_VAR, str(tmp_path))
-    profile = load_profile("smoke")
-    _simulate_stage(profile, "prompts", "run-a", model="old", meta=False)
-    time.sleep(1.1)
-    _simulate_stage(profile, "prompts", "run-b", model="new", meta=False)
-    records = collect_cost_records(profile)
-    assert records["model"].tolist() == ["new"] and records["selected_by"].tolist() == ["newest"]
-    assert json.loads(json.dumps(records["tags"].iloc[0])) == {}
-
-
 def test_accuracy_meets_cost_by_model_and_backend_names():
     accuracy = pd.DataFrame({
-        "model": ["resnet50", "resnet50", "ViT-B-32/openai", "gpt4v", "ViT-B-32/openai"],
-        "backend": ["cnn", "cnn", "clip", "recorded", "clip_probe"],
-        "variant": ["restoration=none", "restoration=bicubic", "prompt=default", "base", "probe"],
-        "n": [100, 100, 100, 50, 100], "accuracy": [0.6, 0.62, 0.4, 0.5, 0.3]})
-    primary = cost_report.primary_variants(accuracy)
-    assert primary["variant"].tolist() == ["restoration=none", "prompt=default", "base", "probe"]
+        "model": ["resnet50", "ViT-B-32/openai", "gpt4v", "ViT-B-32/openai"],
+        "backend": ["cnn", "clip", "recorded", "clip_probe"], "restoration": "none",
+        "prompt": [NO_PROMPT, "default", "default", NO_PROMPT], "subset": "fer_eval_100",
+        "n": [100, 100, 50, 100], "accuracy": [0.6, 0.4, 0.5, 0.3]})
     clip = "clip:ViT-B-32/openai"
     costs = pd.DataFrame({"model": ["resnet50", clip, f"{clip} probe"],
                           "train_s": [50.0, np.nan, 7.0], "infer_s": [1.0, 2.0, np.nan],
                           "s_per_image": [0.01, 0.02, np.nan]})
     latency = pd.DataFrame({"model": ["gpt4v"], "backend": ["recorded"], "mean_latency_s": [3.0]})
-    frame = cost_report.accuracy_vs_cost(primary, costs, latency).set_index("cost_key")
+    frame = accuracy_vs_cost(accuracy, costs, latency).set_index("cost_key")
     assert frame.loc["clip:ViT-B-32/openai", "s_per_image"] == 0.02  # matched as clip:<model>
     assert frame.loc["recorded:gpt4v", "s_per_image"] == 3.0
     assert frame.loc["recorded:gpt4v", "cost_source"] == "latency_s of predictions"
@@ -306,14 +346,49 @@ def test_accuracy_meets_cost_by_model_and_backend_names():
     assert frame["pareto_total"].tolist() == [True, True, False, False]  # CLIP needs no training
 
 
+def test_accuracy_by_model_scores_every_model_on_the_shared_draw(tmp_path, monkeypatch):
+    """CNNs predict all of PrivateTest, VLMs the evaluation draw: notebook 06 compares them on
+    the draw's ids (original faces, FER-7), with unparseable answers counted as wrong."""
+    monkeypatch.setenv(RESULTS_ENV_VAR, str(tmp_path))
+    profile = load_profile("smoke")
+    faces = load_faces(profile)
+    define_subsets(profile, faces, load_evoked(profile), run_audit(profile, faces)["leakage"])
+    private = catalog.select_subset(faces, profile, "fer_private")
+    draw = catalog.select_subset(faces, profile, catalog.fer_eval_name(profile))
+    rng = np.random.default_rng(0)
+    cnn_pred = np.where(rng.random(len(private)) < 0.6, private.labels, (private.labels + 1) % 7)
+    vlm_pred = np.where(rng.random(len(draw)) < 0.4, draw.labels, -1)
+    restored = draw.with_pixels(draw.pixels, "bicubic-64")
+    evoked = catalog.select_subset(load_evoked(profile), profile, "emotion6_all")
+    predictions = pd.concat([
+        make_predictions(**image_columns(private), y_pred=cnn_pred, model="resnet50", backend="cnn",
+                         prompt=NO_PROMPT, seed=0),
+        make_predictions(**image_columns(restored), y_pred=restored.labels, model="resnet50", backend="cnn",
+                         prompt=NO_PROMPT, seed=0),
+        make_predictions(**image_columns(draw), y_pred=vlm_pred,
+                         parse_status=np.where(vlm_pred < 0, "unparseable", "json"), model="m",
+                         backend="hf", prompt="default", seed=0),
+        make_predictions(**image_columns(evoked), y_pred=evoked.labels, model="m", backend="hf",
+                         prompt="default", seed=0)], ignore_index=True)
+    accuracy = accuracy_by_model(predictions, profile).set_index("backend")
+    assert sorted(accuracy.index) == ["cnn", "hf"]  # no restored faces, no Emotion6
+    assert (accuracy["subset"] == "fer_eval_42").all() and (accuracy["n"] == 42).all()
+    on_draw = np.isin(private.ids, draw.ids)
+    assert accuracy.loc["cnn", "accuracy"] == pytest.approx((cnn_pred[on_draw] == private.labels[on_draw]).mean())
+    assert accuracy.loc["hf", "accuracy"] == pytest.approx((vlm_pred == draw.labels).mean())
+    costs = pd.DataFrame({"model": ["resnet50"], "train_s": [60.0], "infer_s": [1.0], "s_per_image": [0.01]})
+    frame = accuracy_vs_cost(accuracy.reset_index(), costs).set_index("model")
+    assert frame.loc["resnet50", "total_s"] == pytest.approx(60.0 + 0.01 * 42)
+
+
 def test_accuracy_vs_cost_without_any_probe_or_clip_row():
     """The quick profile on a machine without CLIP weights: CNNs and a recorded model only."""
     accuracy = pd.DataFrame({"model": ["vgg19_bn", "gpt4v"], "backend": ["cnn", "recorded"],
-                             "variant": ["restoration=none", "base"], "n": [3589, 3571],
+                             "restoration": "none", "n": [3589, 3571],
                              "accuracy": [0.61, 0.64]})
     costs = pd.DataFrame({"model": ["vgg19_bn"], "train_s": [254.0], "infer_s": [2.0], "s_per_image": [0.001]})
     latency = pd.DataFrame({"model": ["gpt4v"], "backend": ["recorded"], "mean_latency_s": [np.nan]})
-    frame = cost_report.accuracy_vs_cost(accuracy, costs, latency).set_index("cost_key")
+    frame = accuracy_vs_cost(accuracy, costs, latency).set_index("cost_key")
     assert frame.loc["vgg19_bn", "total_s"] == pytest.approx(254.0 + 0.001 * 3589)
     assert np.isnan(frame.loc["recorded:gpt4v", "s_per_image"])
 
@@ -321,8 +396,7 @@ def test_accuracy_vs_cost_without_any_probe_or_clip_row():
 def test_restoration_cache_records_of_other_settings_do_not_count(tmp_path, monkeypatch):
     monkeypatch.setenv(RESULTS_ENV_VAR, str(tmp_path))
     profile = load_profile("smoke")
-    folder = stage_dir(profile.name, "restoration", "image_cache")
-    rec = CostRecorder(folder, "restoration", sample_interval_s=0.5)
+    rec = CostRecorder(catalog.restoration_cache_dir(profile), "restoration", sample_interval_s=0.5)
     backend = profile.restoration.backends[-1]
     for model, size in [(backend, profile.restoration.output_size), (backend, 999),
                         ("not-a-backend-here", profile.restoration.output_size)]:
@@ -335,17 +409,20 @@ def test_restoration_cache_records_of_other_settings_do_not_count(tmp_path, monk
 
 def test_no_records_at_all_gives_empty_tables(tmp_path, monkeypatch):
     monkeypatch.setenv(RESULTS_ENV_VAR, str(tmp_path))
-    records = collect_cost_records(load_profile("smoke"))
+    profile = load_profile("smoke")
+    records = collect_cost_records(profile)
     assert records.empty
-    assert (stage_coverage(records)["selected_by"] == "no records yet").all()
-    assert phase_table(records).empty and model_cost_table(records).empty
+    coverage = stage_coverage(profile, records)
+    assert len(coverage) == len(catalog.cost_sources(profile)) and (coverage["n_records"] == 0).all()
+    assert (coverage["status"] == "not run: run notebooks/" + coverage["notebook"]).all()
+    assert coverage.set_index("stage").loc["vlm", "notebook"] == "04_vlm_zero_shot.ipynb"
+    assert phase_table(records).empty and model_cost_table(records).empty and training_table(records).empty
 
 
 def test_tokens_and_latency_are_reported_when_recorded(tmp_path, monkeypatch):
     monkeypatch.setenv(RESULTS_ENV_VAR, str(tmp_path))
     profile = load_profile("smoke")
-    rec = CostRecorder(stage_dir(profile.name, "vlm", next(iter(current_hashes(profile)["vlm"]))),
-                       "vlm", sample_interval_s=0.5)
+    rec = CostRecorder(catalog.vlm_store(profile).dir, "vlm", sample_interval_s=0.5)
     with rec.phase("infer", model="hf:m", items=4) as h:
         h.extra.update(tokens_in=400, tokens_out=20)
     with rec.phase("infer", model="clip:c", items=2):
@@ -357,7 +434,7 @@ def test_tokens_and_latency_are_reported_when_recorded(tmp_path, monkeypatch):
     predictions = pd.DataFrame({"model": ["a", "a", "b"], "backend": ["hf"] * 3,
                                 "latency_s": [1.0, 3.0, np.nan],
                                 "raw_response": ["happy", "sad!", None]})
-    latency = cost_report.latency_table(predictions).set_index("model")
+    latency = latency_table(predictions).set_index("model")
     assert latency.loc["a", "backend"] == "hf"
     assert latency.loc["a", "mean_latency_s"] == 2.0 and latency.loc["a", "n"] == 2
     assert latency.loc["a", "mean_answer_chars"] == 4.5 and "b" not in latency.index

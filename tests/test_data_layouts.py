@@ -157,14 +157,14 @@ def test_corrupt_image_is_named_or_listed(tmp_path, faces):
 
 def test_wrong_csv_columns(tmp_path):
     pd.DataFrame({"label": [0], "image": ["0 " * 2304]}).to_csv(tmp_path / "fer2013.csv", index=False)
-    with pytest.raises(DataError, match=r"fer2013.csv: missing column\(s\) \['Usage', 'pixels'\]"):
+    with pytest.raises(DataError, match=r"fer2013.csv: missing column\(s\) \['Usage', 'emotion', 'pixels'\]"):
         load_fer2013(tmp_path / "fer2013.csv")
 
 
 def test_wrong_pixel_count(tmp_path):
     frame = pd.DataFrame({"emotion": [0], "pixels": ["1 2 3"], "Usage": ["Training"]})
     frame.to_csv(tmp_path / "fer2013.csv", index=False)
-    with pytest.raises(DataError, match="2304 values"):
+    with pytest.raises(DataError, match=r"fer2013.csv: row 0 \(line 2\) has 3 pixel values; FER-2013 rows have 2304"):
         load_fer2013(tmp_path / "fer2013.csv")
 
 
@@ -189,3 +189,47 @@ def test_ferplus_joins_csv_layout_by_row(tmp_path, layouts, faces):
     assert joined.meta["ferplus_label"].tolist() == expected.tolist()
     assert joined.meta["ferplus_name"].isna().tolist() == [k == 3 for k in range(len(faces))]
     assert np.isnan(joined.soft_labels[3]).all() and joined.soft_labels[5, 5] == 1.0
+
+
+# ----------------------------------------------------------------------------- decoded-array cache
+def test_cache_follows_the_source_file(tmp_path, monkeypatch, faces):
+    monkeypatch.setenv("EMOLIB_RESULTS_DIR", str(tmp_path / "out"))
+    path = tmp_path / "fer2013.csv"
+    _write_fer_csv(path, faces)
+    first = load_fer2013(path)
+    assert "written to the cache" in first.notes[-1]
+    again = load_fer2013(path)
+    assert "read from the cache" in again.notes[-1]
+    assert np.array_equal(again.pixels, first.pixels) and again.labels.tolist() == first.labels.tolist()
+    assert again.ids.tolist() == first.ids.tolist() and again.meta.equals(first.meta)
+    changed = faces.assign(emotion=(faces["emotion"] + 1) % 7)
+    _write_fer_csv(path, changed)  # new content: a new key, and the superseded cache is deleted
+    reloaded = load_fer2013(path)
+    assert "written to the cache" in reloaded.notes[-1]
+    assert reloaded.labels.tolist() == changed["emotion"].tolist()
+    assert len(list((tmp_path / "out" / "results" / "cache" / "data").glob("fer2013-*.npz"))) == 1
+
+
+def test_unreadable_cache_is_rebuilt_and_said(tmp_path, monkeypatch, layouts):
+    monkeypatch.setenv("EMOLIB_RESULTS_DIR", str(tmp_path / "out"))
+    load_fer2013(layouts["kaggle_zip"])
+    (cached,) = (tmp_path / "out" / "results" / "cache" / "data").glob("fer2013-*.npz")
+    cached.write_bytes(b"half a file")
+    rebuilt = load_fer2013(layouts["kaggle_zip"])
+    assert "the previous copy was unreadable" in rebuilt.notes[-1]
+    assert "read from the cache" in load_fer2013(layouts["kaggle_zip"]).notes[-1]
+
+
+def test_cache_keeps_skip_unreadable_apart_and_sees_a_changed_image(tmp_path, monkeypatch, faces):
+    monkeypatch.setenv("EMOLIB_RESULTS_DIR", str(tmp_path / "out"))
+    _write_kaggle(tmp_path / "k", faces)
+    bad = tmp_path / "k" / "train" / "happy" / "Training_9999.png"
+    bad.write_bytes(b"not an image")
+    skipped = load_fer2013(tmp_path / "k", skip_unreadable=True)
+    assert load_fer2013(tmp_path / "k", skip_unreadable=True).meta.attrs["unreadable"] == \
+        skipped.meta.attrs["unreadable"] != []
+    with pytest.raises(DataError, match="Training_9999.png"):  # not served the skipping load's cache
+        load_fer2013(tmp_path / "k")
+    Image.fromarray(np.full((48, 48), 7, np.uint8)).save(bad)  # repaired in place
+    repaired = load_fer2013(tmp_path / "k", skip_unreadable=True)
+    assert len(repaired) == 22 and repaired.meta.attrs["unreadable"] == []

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from emolib.errors import (
+from emolib.human_eval.categories import (
     add_error_categories,
     category_matrix,
     count_error_categories,
@@ -93,8 +93,11 @@ def test_counts_per_model_keep_unanswered_rows() -> None:
         y_true=[0, 0, 0, 3, 4, 4],
         y_pred=[0, 3, -1, 5, 0, 4],
         model=["m1"] * 4 + ["m2"] * 2,
-        backend=["x"] * 6,
-        variant=["v"] * 6,
+        backend="x",
+        restoration="none",
+        prompt="default",
+        seed=0,
+        subset="s",
         parse_status=["json", "json", "unparseable", "json", "json", "json"],
     )
     cats = add_error_categories(frame)["error_category"].tolist()

@@ -1,4 +1,5 @@
-"""Sampling, annotation files, the ipywidgets annotator (simulated clicks) and sheets."""
+"""What human evaluation reads (the CNN and VLM stages' predictions, through the catalog),
+sampling, annotation files, the ipywidgets annotator (simulated clicks) and sheets."""
 
 from __future__ import annotations
 
@@ -8,20 +9,32 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from smoke_stages import run_upstream
 
+from emolib import catalog
 from emolib.config import load_profile
-from emolib.human_eval import annotations, inputs, sampling, sheets
+from emolib.human_eval import annotations, sampling, sheets, stage
 from emolib.human_eval.annotator import Annotator
+from emolib.paths import RESULTS_ENV_VAR
 from emolib.predictions import make_predictions
 
 
 @pytest.fixture(scope="module")
-def smoke_sample() -> tuple[Path, pd.DataFrame]:
-    """The smoke profile's sample of synthetic errors (written under the test outputs)."""
+def smoke_sources() -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """Notebook 07's inputs on smoke, after notebooks 01-04 ran (under the test outputs):
+    the predictions, the sources table and the image sets."""
     profile = load_profile("smoke")
-    image_sets = inputs.load_image_sets(profile)
-    predictions, _ = inputs.collect_predictions(profile, image_sets)
-    sample_dir = sampling.save_sample(profile, predictions, image_sets)
+    image_sets = run_upstream(profile)
+    predictions, sources = stage.collect_predictions(profile, image_sets)
+    return predictions, sources, image_sets
+
+
+@pytest.fixture(scope="module")
+def smoke_sample(smoke_sources) -> tuple[Path, pd.DataFrame]:
+    """The smoke profile's sample of the stand-in models' errors, drawn as notebook 07 does."""
+    predictions, _, image_sets = smoke_sources
+    predictions = stage.with_images(predictions, image_sets)
+    sample_dir = sampling.save_sample(load_profile("smoke"), predictions, image_sets)
     return sample_dir, predictions
 
 
@@ -33,17 +46,51 @@ def _predictions(n_per_model: dict[str, int], seed: int = 0) -> pd.DataFrame:
         frames.append(
             make_predictions(
                 image_id=[f"img{i}" for i in range(n)],
-                split=["test"] * n,
-                dataset=["d"] * n,
-                label_set=["fer7"] * n,
+                split="test",
+                dataset="d",
+                label_set="fer7",
                 y_true=rng.integers(0, 7, n),
                 y_pred=rng.integers(0, 7, n),
-                model=[model] * n,
-                backend=["x"] * n,
-                variant=["v"] * n,
+                model=model,
+                backend="x",
+                restoration="none",
+                prompt="default",
+                seed=0,
+                subset="d_all",
             )
         )
     return pd.concat(frames, ignore_index=True)
+
+
+# ----------------------------------------------------------------------------- sources
+def test_sources_are_the_cnn_and_vlm_stages_on_original_faces(smoke_sources) -> None:
+    """Notebook 07 studies every model that notebooks 03 and 04 ran: the three CNNs, the CLIP
+    stand-in and its probe, and the generative stand-in, each on its own subset, every row."""
+    predictions, sources, _ = smoke_sources
+    profile = load_profile("smoke")
+    found = sources[sources["status"] == "found"]
+    assert (found["status"] == sources["status"]).all()  # nothing missing, nothing unsampleable
+    assert set(zip(found["backend"], found["model"], strict=True)) == {
+        ("cnn", "resnet50"), ("cnn", "efficientnet_b0"), ("cnn", "vgg19_bn"),
+        ("clip", "ViT-S-32/random"), ("clip_probe", "ViT-S-32/random"), ("hf", "tiny-random-llava")}
+    upstream = pd.concat([catalog.read_stage_predictions(profile, s) for s in ("cnn", "vlm")], ignore_index=True)
+    original = upstream[upstream["restoration"] == "none"]
+    expected = original.groupby(["backend", "model", "dataset", "subset"]).size()
+    assert found.set_index(["backend", "model", "dataset", "subset"])["rows"].sort_index().to_dict() == \
+        expected.sort_index().to_dict()
+    assert len(predictions) == len(original) and set(predictions["restoration"]) == {"none"}
+    assert set(found.loc[found["backend"] == "cnn", "subset"]) == {"fer_private"}
+    assert set(found.loc[found["backend"] == "hf", "subset"]) == {
+        catalog.fer_eval_name(profile), catalog.emotion6_eval_name(profile)}
+
+
+def test_a_stage_not_run_is_a_visible_row(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv(RESULTS_ENV_VAR, str(tmp_path))  # nothing has run here
+    predictions, sources = stage.collect_predictions(load_profile("smoke"), {})
+    assert predictions.empty
+    assert sources["stage"].tolist() == ["cnn", "vlm"]
+    assert sources["status"].tolist() == ["not run: run notebooks/03_cnn_training.ipynb",
+                                          "not run: run notebooks/04_vlm_zero_shot.ipynb"]
 
 
 # ----------------------------------------------------------------------------- sampling
@@ -58,15 +105,15 @@ def test_allocate_equal_fills_small_strata_first() -> None:
 def test_sample_is_stratified_and_reproducible() -> None:
     preds = _predictions({"m1": 300, "m2": 60})
     pool = sampling.error_pool(preds)
-    sizes = pool.groupby(["model", "error_category"]).size()
+    sizes = pool.groupby(sampling.STRATUM).size()
     sample = sampling.sample_errors(preds, 60, seed=3)
-    counts = sample.groupby(["model", "error_category"]).size()
+    counts = sample.groupby(sampling.STRATUM).size()
     assert counts.sum() == 60
     assert counts.to_dict() == sampling.allocate(sizes, 60).to_dict()
     assert (
         sample["weight"] * 0
         + sample["stratum_size"]
-        / sample.groupby(["model", "error_category"])["item_id"].transform("size")
+        / sample.groupby(sampling.STRATUM)["item_id"].transform("size")
         == sample["weight"]
     ).all()
     assert (sample["y_true"] != sample["y_pred"]).all() and sample["item_id"].is_unique
@@ -87,11 +134,15 @@ def test_saved_sample_has_one_image_per_item(smoke_sample) -> None:
     sample_dir, predictions = smoke_sample
     sample = sampling.read_sample(sample_dir)
     assert len(sample) == 30  # smoke: human_eval.n_samples
-    assert sample["model"].str.startswith("synthetic-").all()
+    assert (sample["y_pred"] != sample["y_true"]).all() and sample["item_id"].is_unique
+    # equal allocation: every (backend, model, category) stratum with errors gets an item
+    strata = sampling.error_pool(predictions).groupby(sampling.STRATUM).size()
+    assert len(strata) <= 30 and set(sample.groupby(sampling.STRATUM).size().index) == set(strata.index)
+    assert {"cnn", "clip", "clip_probe", "hf"} <= set(sample["backend"])
     for item in sample["item_id"]:
         assert sampling.image_path(sample_dir, item).read_bytes()[:4] == b"\x89PNG"
     again = sampling.save_sample(
-        load_profile("smoke"), predictions, inputs.load_image_sets(load_profile("smoke"))
+        load_profile("smoke"), predictions, stage.load_image_sets(load_profile("smoke"))
     )
     assert again == sample_dir  # reused, same hash
 
@@ -190,8 +241,9 @@ def test_sheet_is_self_contained_and_blind(smoke_sample, tmp_path: Path) -> None
     page = html_path.read_text()
     assert list(sheet.columns) == list(sheets.SHEET_COLUMNS) and len(sheet) == 30
     assert page.count("data:image/png;base64,") == 30
-    assert "http" not in page and "synthetic-centroid" not in page
-    assert "synthetic-centroid" not in csv_path.read_text()
+    assert "http" not in page
+    for model in sampling.read_sample(sample_dir)["model"].unique():  # blind: no model is named
+        assert model not in page and model not in csv_path.read_text()
 
 
 def test_filled_sheet_imports_as_verdicts(smoke_sample, tmp_path: Path) -> None:

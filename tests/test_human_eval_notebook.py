@@ -1,4 +1,5 @@
-"""Notebook 07 headless under papermill (smoke), without and with annotation files."""
+"""Notebook 07 headless under papermill (smoke), without and with annotation files, after
+notebooks 01-04 ran (``smoke_stages``): it studies the CNN and VLM stand-ins' errors."""
 
 from __future__ import annotations
 
@@ -6,9 +7,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from smoke_stages import upstream_outputs
 
 from emolib.config import load_profile
-from emolib.human_eval import annotations, inputs, sampling
+from emolib.human_eval import annotations, sampling, stage
 from emolib.human_eval.annotator import Annotator
 from emolib.paths import RESULTS_ENV_VAR, project_root
 
@@ -30,15 +32,25 @@ def _run(tmp_path: Path) -> str:
         kernel_name="python3",
     )
     cells = nbformat.read(out, as_version=4).cells
-    return "".join(o.get("text", "") for c in cells if c.cell_type == "code" for o in c.outputs)
+    outputs = [o for c in cells if c.cell_type == "code" for o in c.outputs]
+    # printed text and displayed Markdown (the notebook's findings are Markdown)
+    return "".join(o.get("text", "") + o.get("data", {}).get("text/markdown", "") for o in outputs)
 
 
 @pytest.mark.slow
 def test_notebook_runs_without_annotations(tmp_path: Path, monkeypatch) -> None:
+    upstream_outputs(load_profile("smoke"), tmp_path)
     monkeypatch.setenv(RESULTS_ENV_VAR, str(tmp_path))
     text = _run(tmp_path)
     assert "No annotations yet" in text
     tables = tmp_path / "tables" / "smoke"
+    sources = pd.read_csv(tables / "tab_07_sources.csv", keep_default_na=False)
+    assert {"cnn", "clip", "clip_probe", "hf"} <= set(sources["backend"])
+    assert set(sources["status"]) == {"found"}
+    consistency = pd.read_csv(tables / "tab_07_consistency.csv", keep_default_na=False)
+    assert "FAILED" not in set(consistency["status"])
+    studied = consistency[consistency["check"] == "human evaluation studies every model"]
+    assert len(studied) == 6 and set(studied["status"]) == {"ok"}  # 3 CNNs, CLIP, probe, tiny LLaVA
     for name in (
         "category_mapping",
         "error_counts",
@@ -55,11 +67,12 @@ def test_notebook_runs_without_annotations(tmp_path: Path, monkeypatch) -> None:
 
 @pytest.mark.slow
 def test_notebook_uses_annotation_files_and_filled_sheets(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setenv(RESULTS_ENV_VAR, str(tmp_path))
     profile = load_profile("smoke")
-    image_sets = inputs.load_image_sets(profile)
-    predictions, _ = inputs.collect_predictions(profile, image_sets)
-    sample_dir = sampling.save_sample(profile, predictions, image_sets)  # what the notebook finds
+    image_sets = upstream_outputs(profile, tmp_path)
+    monkeypatch.setenv(RESULTS_ENV_VAR, str(tmp_path))
+    predictions, _ = stage.collect_predictions(profile, image_sets)
+    # what the notebook finds: the sample of the errors whose images are here
+    sample_dir = sampling.save_sample(profile, stage.with_images(predictions, image_sets), image_sets)
     folder = annotations.annotations_dir(profile, sample_dir)
     first, second = (
         Annotator(sample_dir, "annotator_1", folder),
@@ -80,7 +93,7 @@ def test_notebook_uses_annotation_files_and_filled_sheets(tmp_path: Path, monkey
     sheet.to_csv(sample_dir / "filled_sheets" / "cleo.csv", index=False)
     text = _run(tmp_path)
     assert "No annotations yet" not in text
-    assert "annotations: 65 from 3 annotator(s) on 30 sampled errors" in text
+    assert "Annotations: 65 from 3 annotator(s) on 30 sampled errors" in text
     tables = tmp_path / "tables" / "smoke"
     agree = pd.read_csv(tables / "tab_07_agreement.csv").set_index("error_category")
     assert agree.loc["all", "annotators"] == 3 and agree.loc["all", "items_multi_rated"] == 30

@@ -12,8 +12,8 @@ import pytest
 from sklearn.metrics import cohen_kappa_score
 from statsmodels.stats.inter_rater import aggregate_raters, fleiss_kappa
 
-from emolib.data import ImageSet, attach_ferplus
-from emolib.human_eval import agreement, inputs, plausibility
+from emolib.data import ImageSet
+from emolib.human_eval import agreement, plausibility
 from emolib.labels import get_label_set
 from emolib.predictions import make_predictions
 
@@ -127,8 +127,11 @@ def test_vote_share_of_predicted_label_hand_computed() -> None:
         y_true=[0, 3, 2, 0, 3, 2],
         y_pred=[1, 5, 0, 4, 2, -1],
         model=["m1"] * 3 + ["m2"] * 3,
-        backend=["x"] * 6,
-        variant=["v"] * 6,
+        backend="x",
+        restoration="none",
+        prompt="default",
+        seed=0,
+        subset="e6_all",
         parse_status=["json"] * 5 + ["unparseable"],
     )
     shares = plausibility.predicted_vote_share(preds, {"e6": _voted_set()})
@@ -151,26 +154,20 @@ def test_fer7_labels_read_ferplus_votes_by_concept() -> None:
 
 @pytest.mark.data
 def test_recorded_gpt4v_plausibility_matches_raw_ferplus_votes(data_root: Path) -> None:
-    """GPT-4V's FER+ errors: our table against a direct computation from fer2013new.csv."""
-    raw = pd.read_csv(data_root / "fer2013/ferplus/fer2013new.csv")
-    rows = np.flatnonzero(
-        (raw["Usage"] == "PrivateTest").to_numpy() & raw["Image name"].notna().to_numpy()
-    )
-    faces = ImageSet(
-        name="fer2013",
-        label_set_name="fer7",
-        ids=np.array([f"row{r}" for r in rows], dtype=object),
-        splits=np.array(["private_test"] * len(rows), dtype=object),
-        labels=np.zeros(len(rows), np.int64),
-        pixels=np.zeros((len(rows), 1, 1), np.uint8),
-        meta=pd.DataFrame({"fer2013_row": rows}),
-    )
-    faces = attach_ferplus(faces, data_root / "fer2013/ferplus")
-    csv = data_root / inputs.GPT4V_FERPLUS
-    preds = inputs.recorded_gpt4v_predictions(faces, csv)
+    """GPT-4V's FER+ errors, read by the one recorded-answers loader the VLM stage uses
+    (``emolib.vlm.recorded``): our table against a direct computation from fer2013new.csv."""
+    from emolib.vlm.recorded import ferplus_test_faces, load_recorded_ferplus, recorded_predictions
+
+    ferplus_dir = data_root / "fer2013/ferplus"
+    raw = pd.read_csv(ferplus_dir / "fer2013new.csv")
+    faces = ferplus_test_faces(ferplus_dir)  # PrivateTest with FER+ votes, joined as the loader joins
+    loaded = load_recorded_ferplus("gpt4v", ferplus_dir=ferplus_dir)
+    preds = recorded_predictions(loaded)
+    csv = data_root / "recorded/gpt4v/ferplus_predictions.csv"
     recorded = pd.read_csv(csv)
-    # fer0033120.png names two PrivateTest rows of fer2013new.csv: ambiguous, not joined
-    assert len(recorded) == 3572 and len(preds) == 3571
+    # fer0033120.png names two PrivateTest rows of fer2013new.csv; the face FER+'s map matches
+    # by pixels has no emotion vote: not joined, and counted
+    assert len(recorded) == 3572 and len(preds) == 3571 and loaded.unmatched == 1
     recorded = recorded[recorded["name"] != "fer0033120.png"]
     right = recorded["gpt4v"].str.split(",").str[0].str.strip() == recorded["gt"]
     assert (preds["y_pred"] == preds["y_true"]).sum() == right.sum() == 2294  # 64.2%

@@ -7,7 +7,8 @@ import re
 import pytest
 
 from emolib.labels import LABEL_SETS, SYNONYMS, get_label_set
-from emolib.prompts import (
+from emolib.prompts.analysis import variant_orders
+from emolib.prompts.variants import (
     FAMILIES,
     all_orders,
     choose_order_labels,
@@ -63,7 +64,11 @@ def test_base_is_the_vlm_stage_prompt_and_names_are_stable():
     assert len(order4) == 24 == len({v.name for v in order4}) == len({v.label_order for v in order4})
     assert all(v.name == "order4_" + "-".join(v.label_order) for v in order4)
     again = make_variants(ls, ALL_KINDS, n_permutations=3, seed=0)
-    assert variants_table(variants).equals(variants_table(again))
+    table = variants_table(variants)
+    assert table.equals(variants_table(again))
+    # the table names a variant in the predictions table's ``prompt`` column, and its orders read back
+    assert table["prompt"].tolist() == [v.name for v in variants] and "variant" not in table
+    assert variant_orders(table, "order4_") == {v.name: v.label_order for v in order4}
 
 
 def test_sentiment_orders_group_labels():

@@ -10,13 +10,16 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image, ImageFilter
 
-from emolib.config import load_profile
-from emolib.cost import read_cost_records
-from emolib.data import ImageSet, make_synthetic_faces, read_image, stratified_indices
+from emolib.catalog import MissingUpstream
+from emolib.config import Profile, load_profile
+from emolib.data import ImageSet, load_evoked, make_synthetic_faces, read_image, stratified_indices
+from emolib.data.stage import define_subsets, run_audit
 from emolib.paths import RESULTS_ENV_VAR
+from emolib.recorder import read_cost_records
 from emolib.restore import (
     ClassicalRestorer,
     RestorerUnavailable,
@@ -26,8 +29,10 @@ from emolib.restore import (
     evaluation_backends,
     image_stats,
     laplacian_variance,
+    load_evaluation_sets,
     make_restorer,
     preview_subset,
+    record_evaluation_variants,
     restoration_subset,
     restore_imageset,
     rms_contrast,
@@ -63,6 +68,11 @@ def fer_faces(data_root: Path) -> np.ndarray:
         if "PrivateTest_" in m and cls not in picked and cls != "disgust":
             picked[cls] = read_image(f"{archive}::{m}")
     return np.stack(list(picked.values())[:6])
+
+
+def _define_subsets(profile: Profile, faces: ImageSet) -> pd.DataFrame:
+    """Notebook 01's named subsets of ``faces``, written by the data stage's own functions."""
+    return define_subsets(profile, faces, load_evoked(profile), run_audit(profile, faces)["leakage"])
 
 
 class CountingRestorer(ClassicalRestorer):
@@ -170,26 +180,55 @@ def test_interrupted_run_resumes_from_finished_batches(smoke, faces):
     failing = CountingRestorer(64, fail_after=16)  # two batches of 8, then interrupted
     with pytest.raises(KeyboardInterrupt):
         restore_imageset(faces, "bicubic", smoke, restorer=failing, progress=False)
-    assert read_cost_records(cost_path(smoke))[-1]["status"] == "failed"
+    stopped = read_cost_records(cost_path(smoke))[-1]
+    assert stopped["status"] == "interrupted" and stopped["items"] == 16  # counted: two batches were cached
     resumed = CountingRestorer(64)
     restore_imageset(faces, "bicubic", smoke, restorer=resumed, progress=False)
     assert resumed.calls == 63 - 16
 
 
 # ----------------------------------------------------------------------------- subsets, status
-def test_restoration_subset_is_a_stratified_private_test_sample(faces):
-    profile = load_profile("smoke", **{"restoration.eval_size": 14, "restoration.preview_per_class": 1})
+def test_restoration_subset_is_the_stored_stratified_draw(faces):
+    profile = load_profile("smoke", **{"data.eval_size": 14, "restoration.preview_per_class": 1})
+    with pytest.raises(MissingUpstream, match=r"subset 'fer_eval_14' .*run notebooks/01_data.ipynb"):
+        restoration_subset(faces, profile)  # never drawn here: notebook 01 stores it
+    _define_subsets(profile, faces)
     subset = restoration_subset(faces, profile)
     private = faces.split("private_test")
     want = private.ids[stratified_indices(private.labels, 14, profile.seed)]
     assert list(subset.ids) == list(want) and set(subset.splits) == {"private_test"}
+    assert subset.subset_name == "fer_eval_14" and subset.variant == "none"
     assert np.bincount(subset.labels, minlength=7).tolist() == [2] * 7
     assert list(restoration_subset(faces, profile).ids) == list(subset.ids)  # stable
     preview = preview_subset(faces, profile)
     assert np.bincount(preview.labels).tolist() == [1] * 7 and set(preview.ids) <= set(subset.ids)
-    whole = restoration_subset(faces, load_profile("smoke"))  # eval_size null: the whole split
-    assert len(whole) == len(private)
+    whole_profile = load_profile("smoke", **{"data.eval_size": None})  # null: the whole split
+    _define_subsets(whole_profile, faces)
+    whole = restoration_subset(faces, whole_profile)
+    assert len(whole) == len(private) and whole.subset_name == "fer_eval_all"
     assert evaluation_backends(load_profile("quick"))[0] == "none"
+
+
+def test_later_stages_read_what_notebook_02_restored(smoke, faces):
+    _define_subsets(smoke, faces)
+    with pytest.raises(MissingUpstream, match="run notebooks/02_restoration.ipynb"):
+        load_evaluation_sets(smoke, faces)
+    subset = restoration_subset(faces, smoke)
+    restored = restore_imageset(subset, "bicubic", smoke, progress=False)
+    variants = pd.DataFrame([
+        {"backend": "none", "available": True, "reason": "original", "variant": "none", "images": len(subset)},
+        {"backend": "bicubic", "available": True, "reason": "Pillow", "variant": restored.variant,
+         "images": len(subset)},
+        {"backend": "gfpgan-v1.4", "available": False, "reason": "no weights", "variant": "", "images": 0}])
+    record_evaluation_variants(smoke, variants)
+    sets, status = load_evaluation_sets(smoke, faces)
+    assert list(sets) == ["bicubic"] and status["backend"].tolist() == ["none", "bicubic", "gfpgan-v1.4"]
+    got = sets["bicubic"]
+    assert got.variant == "bicubic-64" and got.subset_name == subset.subset_name == "fer_eval_42"
+    assert got.ids.tolist() == subset.ids.tolist()  # restored and original faces: the same ids
+    np.testing.assert_array_equal(got.pixels, restored.pixels)
+    last = read_cost_records(cost_path(smoke))[-1]
+    assert last["items"] == 0 and last["extra"]["cache_hits"] == len(subset)  # read from the cache
 
 
 def test_gfpgan_offline_without_weights_is_unavailable(tmp_path, monkeypatch):
@@ -281,8 +320,9 @@ def test_gfpgan_code_path_with_random_weight_network(tmp_path, faces):
 
 
 def test_report_helpers_on_two_backends(smoke, faces):
-    from emolib.restore.report import preview_grid, stats_by_backend, summarize_stats
+    from emolib.restore.figures import preview_grid, stats_by_backend, summarize_stats
 
+    _define_subsets(smoke, faces)
     preview = preview_subset(faces, smoke)  # smoke: 2 per class
     sets = {"none": restore_imageset(preview, "none", smoke),
             "bicubic": restore_imageset(preview, "bicubic", smoke, progress=False)}

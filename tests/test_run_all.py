@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -41,16 +42,23 @@ def test_committed_notebooks_are_clean():
             c.source for c in nb.cells if c.cell_type == "markdown"), path.name
 
 
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    """One run of every notebook on the smoke profile, shared by the tests below."""
+    out = tmp_path_factory.mktemp("smoke_run")
+    return out, _run_all("smoke", out)
+
+
 @pytest.mark.slow
-def test_smoke_profile_runs_every_notebook(tmp_path):
-    result = _run_all("smoke", tmp_path)
+def test_smoke_profile_runs_every_notebook(smoke_run):
+    out, result = smoke_run
     assert result.returncode == 0, result.stdout + result.stderr
-    executed = tmp_path / "results" / "smoke" / "notebooks"
+    executed = out / "results" / "smoke" / "notebooks"
     for nb in NOTEBOOKS:
         assert (executed / nb.name).is_file() and (executed / nb.with_suffix(".html").name).is_file()
         assert f"{nb.name} ... ok" in result.stdout
         number = nb.name[:2]
-        figures = list((tmp_path / "figures" / "smoke").glob(f"fig_{number}_*.png"))
+        figures = list((out / "figures" / "smoke").glob(f"fig_{number}_*.png"))
         assert figures, f"notebook {nb.name} wrote no figure"
         assert all(f.stat().st_size > 5000 for f in figures)
         # papermill recorded the profile as a parameter
@@ -58,10 +66,115 @@ def test_smoke_profile_runs_every_notebook(tmp_path):
         assert any("injected-parameters" in c["metadata"].get("tags", []) for c in executed_nb["cells"])
     assert "all" in result.stdout and "done in" in result.stdout
     # notebook 06 collected a cost record from every stage that runs before it
-    coverage = pd.read_csv(tmp_path / "tables" / "smoke" / "tab_06_stage_coverage.csv").set_index("stage")
-    for stage in ("data", "restoration", "cnn", "vlm", "prompts"):
-        assert coverage.loc[stage, "n_records"] > 0, stage
-        assert coverage.loc[stage, "n_failed"] == 0, stage
+    coverage = pd.read_csv(out / "tables" / "smoke" / "tab_06_stage_coverage.csv")
+    for stage in ("data", "restoration", "cnn", "hard", "vlm", "prompts"):
+        rows = coverage[coverage["stage"] == stage]
+        assert len(rows) and (rows["n_records"] > 0).all(), stage
+        assert (rows["n_failed"] == 0).all(), stage
+
+
+@pytest.mark.slow
+def test_every_notebook_shows_its_figures_inline_and_in_html(smoke_run):
+    out, result = smoke_run
+    assert result.returncode == 0, result.stdout + result.stderr
+    executed = out / "results" / "smoke" / "notebooks"
+    for nb in NOTEBOOKS:
+        cells = json.loads((executed / nb.name).read_text())["cells"]
+        images = [o for c in cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
+        assert images, f"{nb.name}: no figure in the executed notebook"
+        assert not any("PosixPath(" in "".join(o.get("data", {}).get("text/plain", "")) for c in cells
+                       for o in c.get("outputs", [])), nb.name
+        html = (executed / nb.with_suffix(".html").name).read_text()
+        assert html.count("data:image/png;base64") >= len(images), nb.name
+
+
+@pytest.mark.slow
+def test_consistency_check_passes_on_the_smoke_outputs(smoke_run, monkeypatch):
+    from emolib import catalog
+    from emolib.config import load_profile
+
+    out, result = smoke_run
+    assert result.returncode == 0, result.stdout + result.stderr
+    monkeypatch.setenv("EMOLIB_RESULTS_DIR", str(out))
+    profile = load_profile("smoke")
+    table = catalog.check(profile)
+    assert (table["status"] == "ok").all(), table[table["status"] != "ok"]
+    checks = set(table["check"])
+    assert {"one row per id of the subset", "restored vs original on the same ids", "training cost",
+            "human evaluation studies every model"} <= checks
+    # notebook 07 studied the CNN, CLIP (zero-shot and probe) and generative stand-ins
+    sources = pd.read_csv(out / "tables" / "smoke" / "tab_07_sources.csv")
+    assert {"cnn", "clip", "clip_probe", "hf"} <= set(sources["backend"])
+    assert set(profile.cnn.models) <= set(sources["model"])
+    # notebook 06's accuracy-vs-cost table has a training time for every trained CNN, equal to 03's
+    tradeoff = pd.read_csv(out / "tables" / "smoke" / "tab_06_accuracy_vs_cost.csv").set_index("model")
+    cost03 = pd.read_csv(out / "tables" / "smoke" / "tab_03_cost.csv").set_index("model")
+    for model in profile.cnn.models:
+        assert tradeoff.loc[model, "train_s"] > 0
+        assert tradeoff.loc[model, "train_s"] == pytest.approx(cost03.loc[model, "train_s"], rel=1e-9)
+
+
+def _copy_outputs(out: Path, tmp_path: Path) -> Path:
+    import shutil
+
+    copy = tmp_path / "copy"
+    for part in ("results", "tables"):
+        shutil.copytree(out / part, copy / part)
+    return copy
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("defect", ["dropped_row", "duplicated_row", "missing_cost_record", "unpaired_restoration",
+                                    "missing_upstream", "model_not_in_human_eval", "cost_tables_disagree"])
+def test_consistency_check_catches_each_planted_defect(smoke_run, tmp_path, monkeypatch, defect):
+    from emolib import catalog
+    from emolib.config import load_profile
+    from emolib.recorder import COST_FILE
+
+    out, result = smoke_run
+    assert result.returncode == 0, result.stdout + result.stderr
+    copy = _copy_outputs(out, tmp_path)
+    monkeypatch.setenv("EMOLIB_RESULTS_DIR", str(copy))
+    profile = load_profile("smoke")
+    cnn_path = catalog.predictions_path(profile, "cnn")
+    cnn = pd.read_parquet(cnn_path)
+    expected = {
+        "dropped_row": "id(s) of the subset missing",
+        "duplicated_row": "twice",
+        "missing_cost_record": "no training-cost record",
+        "unpaired_restoration": "have no original-face prediction",
+        "missing_upstream": "run notebooks/04_vlm_zero_shot.ipynb",
+        "model_not_in_human_eval": "notebook 07 did not read them",
+        "cost_tables_disagree": "notebook 06 (tab_06_accuracy_vs_cost) says",
+    }[defect]
+    if defect == "dropped_row":
+        cnn.iloc[1:].to_parquet(cnn_path)
+    elif defect == "duplicated_row":
+        pd.concat([cnn, cnn.iloc[:1]]).to_parquet(cnn_path)
+    elif defect == "missing_cost_record":
+        (catalog.cnn_model_store(profile, profile.cnn.models[0], profile.cnn.seeds[0]).dir / COST_FILE).unlink()
+    elif defect == "unpaired_restoration":
+        first = cnn[(cnn["restoration"] != "none")]["image_id"].iloc[0]
+        cnn[~((cnn["restoration"] == "none") & (cnn["image_id"] == first))].to_parquet(cnn_path)
+    elif defect == "missing_upstream":
+        catalog.predictions_path(profile, "vlm").unlink()
+        table = catalog.check(profile, raise_on_failure=False)
+        row = table[(table["check"] == "predictions") & (table["subject"] == "vlm")]
+        assert row["status"].tolist() == ["not run"] and expected in row["detail"].iloc[0]
+        with pytest.raises(catalog.MissingUpstream, match="04_vlm_zero_shot"):
+            catalog.read_stage_predictions(profile, "vlm")
+        return
+    elif defect == "model_not_in_human_eval":
+        sources = copy / "tables" / "smoke" / "tab_07_sources.csv"
+        table = pd.read_csv(sources)
+        table[table["backend"] != "clip_probe"].to_csv(sources, index=False)
+    elif defect == "cost_tables_disagree":
+        path = copy / "tables" / "smoke" / "tab_06_accuracy_vs_cost.csv"
+        table = pd.read_csv(path)
+        table.loc[table["model"] == profile.cnn.models[0], "train_s"] = 1.5  # the old bug: inference time only
+        table.to_csv(path, index=False)
+    with pytest.raises(catalog.ConsistencyError, match=re.escape(expected)):
+        catalog.check(profile)
 
 
 def test_run_all_stops_at_first_failure_and_names_it(tmp_path):

@@ -3,6 +3,8 @@ statsmodels / scikit-learn / direct computation."""
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -11,25 +13,23 @@ from sklearn.metrics import cohen_kappa_score
 from statsmodels.stats.contingency_tables import mcnemar
 from statsmodels.stats.multitest import multipletests
 
-from emolib import sensitivity as sens
 from emolib.labels import get_label_set
-from emolib.metrics import bootstrap_ci
+from emolib.metrics import classification_scores
 from emolib.predictions import make_predictions
-from emolib.prompts import make_variants
-from emolib.sensitivity import (
-    bootstrap_mean_ci,
+from emolib.prompts import analysis as sens
+from emolib.prompts.analysis import (
     compare_to_base,
     fine_grained_rate,
     first_position_test,
-    holm,
     kappa_matrix,
-    mcnemar_test,
     position_bias,
     prediction_distribution,
     ranking_preference,
     sentiment_table,
     variant_scores,
 )
+from emolib.prompts.variants import make_variants
+from emolib.stats import bootstrap_ci, bootstrap_mean_ci, holm, mcnemar_test
 
 LS = get_label_set("emotion6")
 
@@ -52,9 +52,9 @@ def simulate(variants, n: int = 120, seed: int = 0, acc: float = 0.5, first_bias
             pool = positive if v.name == "persona_positive" else [i for i in range(len(ls)) if i not in positive]
             y = np.where(rng.random(n) < persona_shift, rng.choice(pool, n), y)
         frames.append(make_predictions(
-            image_id=[f"im{i}" for i in range(n)], split=["test"] * n, dataset=[dataset] * n,
-            label_set=[ls.name] * n, y_true=y_true, y_pred=y, model=["sim"] * n, backend=["hf"] * n,
-            variant=[v.name] * n))
+            image_id=[f"im{i}" for i in range(n)], split="test", dataset=dataset, label_set=ls.name,
+            y_true=y_true, y_pred=y, model="sim", backend="hf", restoration="none", prompt=v.name,
+            seed=0, subset=f"{dataset}_sim_{n}"))
     return pd.concat(frames, ignore_index=True)
 
 
@@ -95,15 +95,16 @@ def test_compare_to_base_counts_and_bootstrap():
     variants = make_variants(LS, ("base", "explain"))
     pred = simulate(variants, n=80, seed=1)
     table = compare_to_base(pred)
-    base = pred[pred.variant == "base"].set_index("image_id")
-    var = pred[pred.variant == "explain"].set_index("image_id").loc[base.index]
+    base = pred[pred.prompt == "base"].set_index("image_id")
+    var = pred[pred.prompt == "explain"].set_index("image_id").loc[base.index]
     ra, rb = base.y_pred == base.y_true, var.y_pred == var.y_true
     row = table.iloc[0]
     assert (row.b, row.c) == ((ra & ~rb).sum(), (~ra & rb).sum())
     assert row.delta_acc == pytest.approx(rb.mean() - ra.mean())
     assert row.p == pytest.approx(mcnemar_test(row.b, row.c)[1]) and row.p_holm == pytest.approx(row.p)
-    scores = variant_scores(pred, n_boot=200, seed=4).set_index("variant")
-    ci = bootstrap_ci(base.y_true.to_numpy(), base.y_pred.to_numpy(), len(LS), n_boot=200, seed=4)
+    scores = variant_scores(pred, n_boot=200, seed=4).set_index("prompt")
+    score = partial(classification_scores, n_classes=len(LS))
+    ci = bootstrap_ci(base.y_true.to_numpy(), base.y_pred.to_numpy(), score, n_boot=200, seed=4)
     got = (scores.loc["base", "weighted_f1_lo"], scores.loc["base", "weighted_f1_hi"])
     assert got == pytest.approx(ci["weighted_f1"])
     values = np.arange(10.0)
@@ -130,7 +131,7 @@ def test_position_bias_detects_first_label_favouring():
 def test_persona_sentiment_shift_has_the_right_sign():
     variants = make_variants(LS, ("base", "persona_positive", "persona_negative", "persona_neutral"))
     pred = simulate(variants, n=200, seed=3, persona_shift=0.4)
-    table = sentiment_table(pred, n_boot=200).set_index("variant")
+    table = sentiment_table(pred, n_boot=200).set_index("prompt")
     assert table.loc["persona_positive", "shift"] > 0.2 and table.loc["persona_positive", "shift_significant"]
     assert table.loc["persona_negative", "shift"] < -0.1 and table.loc["persona_negative", "shift_significant"]
     assert not table.loc["persona_neutral", "shift_significant"]
@@ -153,8 +154,8 @@ def test_kappa_distribution_fine_grained_and_rankings():
     variants = make_variants(LS, ("base", "explain", "no_labels"))
     pred = simulate(variants, n=50, seed=5)
     kappa = kappa_matrix(pred)
-    a = pred[pred.variant == "base"].y_pred.to_numpy()
-    b = pred[pred.variant == "explain"].y_pred.to_numpy()
+    a = pred[pred.prompt == "base"].y_pred.to_numpy()
+    b = pred[pred.prompt == "explain"].y_pred.to_numpy()
     assert kappa.loc["base", "explain"] == pytest.approx(cohen_kappa_score(a, b))
     assert kappa.loc["base", "base"] == 1.0
     dist = prediction_distribution(pred, LS)
@@ -175,7 +176,7 @@ def test_kappa_distribution_fine_grained_and_rankings():
 
 
 def test_significance_table_and_whole_analysis_find_the_planted_effects():
-    from emolib.prompts import variants_table
+    from emolib.prompts.variants import variants_table
 
     variants = make_variants(LS, ("base", "permuted", "order4", "persona_positive", "persona_neutral", "explain"),
                              n_permutations=6, seed=0)
@@ -185,28 +186,31 @@ def test_significance_table_and_whole_analysis_find_the_planted_effects():
     sig = analysis.significance
     first = sig[sig.test.str.startswith("first")]
     assert first.significant.item() and first.effect.item() > 0.2
-    shift = sig[(sig.test.str.startswith("positive")) & (sig.variant == "persona_positive")]
+    shift = sig[(sig.test.str.startswith("positive")) & (sig.prompt == "persona_positive")]
     assert shift.significant.item() and shift.effect.item() > 0
     assert set(sig.note) == {"simulated — measures nothing"}
     # Holm within the family: adjusted p >= raw p, and the smallest is multiplied by the family size
     assert (sig.p_holm >= sig.p - 1e-12).all()
     assert sig.p_holm.min() == pytest.approx(min(1.0, sig.p.min() * len(sig)))
     assert set(analysis.curves.design) == {"random permutations (all labels)", "all 24 orders of 4 labels"}
-    assert "order4" not in " ".join(analysis.scores.variant)  # the 4-label sample is not scored against base
+    assert "order4" not in " ".join(analysis.scores.prompt)  # the 4-label sample is not scored against base
     empty = sens.analyse_sweep(pred.iloc[:0], variants_table(variants), frozenset())
     assert empty.scores.empty and empty.curves.empty and empty.significance.empty
 
 
 @pytest.mark.data
 def test_recorded_gpt4v_sentiment_bias_by_hand(data_root):
-    from emolib.vlm.recorded import load_recorded_evoked
+    from emolib.vlm.recorded import load_recorded_evoked, recorded_predictions, sentiment_frame
 
     raw = pd.read_csv(data_root / "recorded" / "gpt4v" / "abstract_predictions.csv")
     mik = get_label_set("mikels8")
     top1 = raw.gpt4v.str.split(",").str[0]
     pos_pred = np.array([mik.sentiment(w) == "positive" for w in top1])
     pos_true = (raw["gt"] == "positive").to_numpy()
-    table = sens.recorded_sentiment([load_recorded_evoked("abstract")], n_boot=100)
+    recorded = load_recorded_evoked("abstract")
+    sentiment = sentiment_frame(recorded, recorded_predictions(recorded))
+    table = sens.recorded_sentiment(sentiment.assign(dataset="abstract", model="gpt4v", subset="abstract_gpt4v"),
+                                    n_boot=100)
     row = table.iloc[0]
     labels = pd.read_csv(data_root / "recorded" / "gpt4v" / "abstract_labels.csv")
     kept = raw["name"].isin(labels["name"]).to_numpy()
@@ -223,7 +227,7 @@ def test_position_test_false_positive_rate_at_most_alpha():
 
 
 def test_orders_are_looked_up_per_label_set():
-    from emolib.prompts import variants_table
+    from emolib.prompts.variants import variants_table
 
     frames, tables = [], []
     for name, dataset in (("emotion6", "evoked"), ("fer7", "faces")):

@@ -111,3 +111,18 @@ def test_emotion6_errors(tmp_path):
         zf.writestr("Emotion6/ground_truth.txt", header + "\njoy/1.jpg\t5\t5\t0\t0\t0\t1\t0\t0\t0\n")
     with pytest.raises(DataError, match=r"1 images listed in ground_truth.txt are missing"):
         load_emotion6(tmp_path / "f.zip")
+
+
+def test_select_ids_keeps_the_given_order_and_names_the_subset():
+    faces = make_synthetic_faces(per_class=2, seed=0)
+    wanted = faces.ids[[7, 2, 30]]
+    picked = faces.select_ids(wanted, "three")
+    assert picked.ids.tolist() == wanted.tolist() and picked.subset_name == "three"
+    assert picked.labels.tolist() == faces.labels[[7, 2, 30]].tolist()
+    np.testing.assert_array_equal(picked.pixels, faces.pixels[[7, 2, 30]])
+    assert faces.subset_name == "all" and faces.variant == "none"
+    with pytest.raises(DataError, match=r"subset 'other' names 1 id\(s\) this image set lacks, e.g. \['nope'\]"):
+        faces.select_ids([wanted[0], "nope"], "other")
+    twice = faces.subset(np.array([0, 0, 1]))
+    with pytest.raises(DataError, match="not unique here"):
+        twice.select_ids([faces.ids[0]], "dup")

@@ -1,23 +1,37 @@
-"""emolib.train: model zoo, augmentation, training loop (learning, resume, refusal),
-predictions/metrics against scikit-learn, hard-subset mining."""
+"""emolib.train: model zoo, augmentation, training loop (learning, resume, refusal), a killed
+and resumed training run and its cost, the CNN stage's predictions on the named subsets
+against scikit-learn, hard-subset mining."""
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import subprocess
+import sys
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
-from sklearn.metrics import accuracy_score, f1_score
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 
-from emolib.data import make_synthetic_faces
+from emolib import catalog, restore
+from emolib.config import ConfigError, load_profile
+from emolib.cost import collect
+from emolib.data import load_evoked, load_faces, make_synthetic_faces
+from emolib.data.stage import define_subsets, run_audit
 from emolib.metrics import summarize
+from emolib.paths import RESULTS_ENV_VAR
+from emolib.predictions import NO_PROMPT, image_columns, make_predictions
+from emolib.recorder import COST_FILE, read_cost_records
+from emolib.train import evaluate, stage
 from emolib.train.augment import augment_batch, prepare_batch, random_erase, to_gray_uint8
-from emolib.train.evaluate import cnn_prediction_rows, parse_variant, variant_name, with_leakage_free_rows
-from emolib.train.hard import hard_table, hog_features, out_of_fold_proba
+from emolib.train.hard import hard_table, hog_features, mine_hard_subset, out_of_fold_proba
 from emolib.train.loop import (
     CheckpointMismatch,
     TrainSettings,
+    checkpoint_epoch,
     class_weight_vector,
     lr_at,
     predict_proba,
@@ -26,11 +40,25 @@ from emolib.train.loop import (
 from emolib.train.models import MODEL_NAMES, build_model, load_imagenet_weights
 
 torch.set_num_threads(2)
+# the CNN stage runs on the smoke profile with one small network and three epochs
+STAGE_OVERRIDES = {"cnn.models": ["vgg19_bn"], "cnn.epochs": 3}
 
 
 @pytest.fixture(scope="module")
 def faces():
     return make_synthetic_faces(per_class=40, seed=0)
+
+
+@pytest.fixture(scope="module")
+def smoke_stage(tmp_path_factory):
+    """(profile, faces): the smoke profile's data stage (notebook 01: audit and named subsets)
+    run by its own functions in a results folder of this module's, for the CNN stage to read."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(RESULTS_ENV_VAR, str(tmp_path_factory.mktemp("train_outputs")))
+        profile = load_profile("smoke", **STAGE_OVERRIDES)
+        faces = load_faces(profile)
+        define_subsets(profile, faces, load_evoked(profile), run_audit(profile, faces)["leakage"])
+        yield profile, faces
 
 
 def _arrays(faces, split):
@@ -71,17 +99,17 @@ def test_efficientnet_starts_near_uniform_probabilities():
 
 
 def test_per_model_overrides_change_only_their_model():
-    from emolib.config import load_profile
-    from emolib.train.stage import model_key, settings_for
-
     base = load_profile("smoke")
     tuned = load_profile("smoke", **{"cnn.per_model": {"resnet50": {"epochs": 3, "augment": False}}})
-    s = settings_for(tuned, "resnet50", 0)
+    s = stage.settings_for(tuned, "resnet50", 0)
     assert s.epochs == 3 and not s.augment and s.lr == tuned.cnn.lr
-    assert settings_for(tuned, "vgg19_bn", 0) == settings_for(base, "vgg19_bn", 0)
-    assert model_key(tuned, "resnet50") != model_key(base, "resnet50")
-    with pytest.raises(ValueError, match="unknown key"):
-        settings_for(load_profile("smoke", **{"cnn.per_model": {"resnet50": {"epoch": 3}}}), "resnet50", 0)
+    assert stage.settings_for(tuned, "vgg19_bn", 0) == stage.settings_for(base, "vgg19_bn", 0)
+    assert catalog.cnn_model_key(tuned, "resnet50") != catalog.cnn_model_key(base, "resnet50")
+    # the other models keep their folder (and weights): tuning one does not retrain them
+    assert catalog.cnn_model_store(tuned, "vgg19_bn", 0).dir == catalog.cnn_model_store(base, "vgg19_bn", 0).dir
+    assert catalog.cnn_model_store(tuned, "resnet50", 0).dir != catalog.cnn_model_store(base, "resnet50", 0).dir
+    with pytest.raises(ConfigError, match="unknown key"):  # refused at load, before any training
+        load_profile("smoke", **{"cnn.per_model": {"resnet50": {"epoch": 3}}})
 
 
 def test_imagenet_weights_fall_back_with_a_reason():
@@ -168,29 +196,141 @@ def test_resume_gives_the_uninterrupted_result(faces, tmp_path):
                          tmp_path / "b.pt", progress=False)
 
 
+# ----------------------------------------------------------------------------- a killed run
+KILLED_AFTER_ONE_EPOCH = """
+import json, os, signal, sys
+from emolib.config import load_profile
+from emolib.data import load_faces
+from emolib.train import loop, stage
+
+def first_epoch_then_killed(*args, **kwargs):
+    loop.train_classifier(*args, stop_after_epoch=1, **kwargs)
+    os.kill(os.getpid(), signal.SIGKILL)  # as a kernel restart or the OOM killer would
+
+stage.train_classifier = first_epoch_then_killed
+profile = load_profile("smoke", **json.loads(sys.argv[1]))
+stage.train_cnn(profile, load_faces(profile), "vgg19_bn", 0, progress=False)
+"""
+
+
+@pytest.mark.slow
+def test_killed_training_run_resumes_and_counts_both_attempts(smoke_stage):
+    """Issue 11: a resumed run counted restored epochs as trained (images/s too high) and lost
+    the killed attempt's time. Kill a real process after its first epoch, resume here."""
+    profile, faces = smoke_stage
+    store = catalog.cnn_model_store(profile, "vgg19_bn", 0)
+    n_train = len(stage.training_arrays(faces, profile, 0)["train_x"])
+    killed_run = subprocess.run([sys.executable, "-c", KILLED_AFTER_ONE_EPOCH, json.dumps(STAGE_OVERRIDES)],
+                                env=os.environ, capture_output=True, text=True, timeout=600)
+    assert killed_run.returncode == -9, killed_run.stderr
+    assert checkpoint_epoch(store.path("ckpt_vgg19_bn_s0.pt")) == 1
+    (killed,) = read_cost_records(store.dir / COST_FILE)  # no record: the marker, read back
+    assert killed["status"] == "interrupted" and killed["tags"]["start_epoch"] == 0
+    assert killed["items"] == n_train and killed["pid"] != os.getpid()
+
+    trained = stage.train_cnn(profile, faces, "vgg19_bn", 0, progress=False)
+    assert trained.result.resumed_from == 1 and trained.result.finished
+    assert [row["epoch"] for row in trained.result.history] == [1, 2, 3]
+    assert killed["wall_s"] >= trained.result.history[0]["seconds"]  # its epoch is in its time
+
+    records = collect.collect_cost_records(profile)
+    attempts = records[records["phase"] == "train"]
+    attempts = attempts.set_index(attempts["tags"].str["start_epoch"])
+    assert attempts["status"].to_dict() == {0: "interrupted", 1: "ok"}
+    assert attempts["items"].to_dict() == {0: n_train, 1: 2 * n_train}  # each its own epochs
+    assert not attempts["superseded"].any()
+    row = collect.training_table(records).set_index("model").loc["vgg19_bn"]
+    assert (row["attempts"], row["interrupted"], row["images_trained"]) == (2, 1, 3 * n_train)
+    assert row["train_s"] == pytest.approx(attempts["wall_s"].sum())
+    assert row["images_per_s"] == pytest.approx(3 * n_train / attempts["wall_s"].sum())
+    # notebook 06's training time and the consistency check read the same records
+    assert collect.model_cost_table(records).set_index("model").loc["vgg19_bn", "train_s"] == pytest.approx(
+        row["train_s"])
+    assert catalog.training_seconds(profile, "vgg19_bn", 0) == pytest.approx(row["train_s"])
+
+
 # ----------------------------------------------------------------------------- predictions
-def test_predictions_table_metrics_match_sklearn(faces):
-    part = faces.split("private_test")
+def test_predictions_table_metrics_match_sklearn(smoke_stage):
+    profile, faces = smoke_stage
+    part = catalog.select_subset(faces, profile, "fer_private")
     rng = np.random.default_rng(0)
     proba = rng.dirichlet(np.ones(7), len(part)).astype(np.float32)
     proba[np.arange(len(part)), part.labels] += rng.random(len(part)) > 0.5  # ~half right
     proba /= proba.sum(1, keepdims=True)
-    rows = cnn_prediction_rows(part, proba, "m", variant_name("none", "standard", 0), 2.0)
-    keep = set(part.ids[::2].tolist())
-    rows = with_leakage_free_rows(rows, keep)
-    table = summarize(rows, n_boot=50).set_index("variant")
-    for split, ids in (("standard", set(part.ids)), ("leakage_free", keep)):
-        sel = np.isin(part.ids, list(ids))
+    rows = make_predictions(**image_columns(part), y_pred=proba.argmax(1), scores=proba.tolist(), model="m",
+                            backend="cnn", prompt=NO_PROMPT, seed=0, latency_s=np.full(len(part), 2.0 / len(part)))
+    names = ["fer_private", "fer_private_leakage_free_near"]
+    table = summarize(catalog.on_subsets(rows, profile, names), n_boot=50).set_index("subset")
+    for name in names:
+        sel = np.isin(part.ids, catalog.subset_ids(profile, name))
         y_true, y_pred = part.labels[sel], proba[sel].argmax(1)
-        row = table.loc[variant_name("none", split, 0)]
-        assert row["n"] == sel.sum()
+        row = table.loc[name]
+        assert row["n"] == sel.sum() and (row["model"], row["restoration"], row["seed"]) == ("m", "none", 0)
         assert row["accuracy"] == pytest.approx(accuracy_score(y_true, y_pred))
         assert row["macro_f1"] == pytest.approx(f1_score(y_true, y_pred, average="macro"))
         assert row["weighted_f1"] == pytest.approx(f1_score(y_true, y_pred, average="weighted"))
         assert row["accuracy_lo"] <= row["accuracy"] <= row["accuracy_hi"]
+    assert table.loc["fer_private", "n"] == 84 and table.loc["fer_private_leakage_free_near", "n"] == 48
     assert rows["latency_s"].iloc[0] == pytest.approx(2.0 / len(part))
-    assert parse_variant(rows["variant"].iloc[-1]) == {"restoration": "none", "split": "leakage_free",
-                                                      "seed": "0"}
+    # a score on a subset selects ids: a configuration lacking one of them is an error, not a smaller n
+    dropped = catalog.subset_ids(profile, "fer_private_leakage_free_near")[0]
+    with pytest.raises(ValueError, match=r"model.*on subset 'fer_private_leakage_free_near': 1 id\(s\) of the subset"):
+        catalog.on_subset(rows[rows["image_id"] != dropped], profile, "fer_private_leakage_free_near")
+
+
+def _assert_same_table(got, want) -> None:
+    pd.testing.assert_frame_equal(got.drop(columns="scores"), want.drop(columns="scores"))
+    np.testing.assert_allclose(np.stack(got["scores"]), np.stack(want["scores"]))
+
+
+def test_cnn_stage_scores_original_and_restored_faces_on_the_same_ids(smoke_stage):
+    profile, faces = smoke_stage
+    trained = [stage.train_cnn(profile, faces, "vgg19_bn", 0, progress=False)]
+    evaluation = restore.restoration_subset(faces, profile)
+    restored = {"bicubic": restore.restore_imageset(evaluation, "bicubic", profile, progress=False)}
+    sets = stage.test_sets(profile, faces, restored)
+    assert [(s.variant, s.subset_name, len(s)) for s in sets] == [("none", "fer_private", 84),
+                                                                  ("bicubic-64", "fer_eval_42", 42)]
+    other = restored["bicubic"].select_ids(evaluation.ids[:10], "ten_faces")
+    with pytest.raises(ValueError, match="compare restored and original faces on the same ids"):
+        stage.test_sets(profile, faces, {"bicubic": other})
+
+    predictions = stage.predict_all(profile, trained, sets)
+    t = trained[0]
+    for images in sets:  # every row is the model's own softmax on that image
+        rows = predictions[(predictions["restoration"] == images.variant)
+                           & (predictions["subset"] == images.subset_name)]
+        proba = predict_proba(t.model, to_gray_uint8(np.asarray(images.pixels)), t.settings)
+        assert rows["image_id"].tolist() == images.ids.tolist() and rows["y_true"].tolist() == images.labels.tolist()
+        assert rows["y_pred"].tolist() == proba.argmax(1).tolist()
+        np.testing.assert_allclose(np.stack(rows["scores"]), proba, atol=1e-6)
+        assert (rows["model"] == "vgg19_bn").all() and (rows["prompt"] == NO_PROMPT).all()
+    _assert_same_table(catalog.read_stage_predictions(profile, "cnn"), predictions)
+    infer_records = len(read_cost_records(catalog.cnn_store(profile).dir / COST_FILE))
+    _assert_same_table(stage.predict_all(profile, trained, sets), predictions)  # read back, not predicted again
+    assert len(read_cost_records(catalog.cnn_store(profile).dir / COST_FILE)) == infer_records
+
+    names = ["fer_private", "fer_private_leakage_free_near", "fer_eval_42"]
+    summary = summarize(catalog.on_subsets(predictions, profile, names), n_boot=20)
+    assert sorted(zip(summary["restoration"], summary["subset"], summary["n"], strict=True)) == [
+        ("bicubic-64", "fer_eval_42", 42), ("none", "fer_eval_42", 42), ("none", "fer_private", 84),
+        ("none", "fer_private_leakage_free_near", 48)]  # restored faces: only the draw they cover
+    paired = evaluate.paired_restoration(summary, "fer_eval_42")
+    on_eval = predictions[predictions["image_id"].isin(evaluation.ids)]
+    accuracy = on_eval.assign(ok=on_eval["y_true"] == on_eval["y_pred"]).groupby("restoration")["ok"].mean()
+    assert paired[["restoration", "n"]].values.tolist() == [["bicubic-64", 42]]
+    assert paired["accuracy_original"].iloc[0] == pytest.approx(accuracy["none"])
+    assert paired["accuracy_restored"].iloc[0] == pytest.approx(accuracy["bicubic-64"])
+    assert paired["difference"].iloc[0] == pytest.approx(accuracy["bicubic-64"] - accuracy["none"])
+
+    original = predictions[(predictions["restoration"] == "none")]
+    cm = evaluate.confusion_for(predictions, 7, model="vgg19_bn", restoration="none", subset="fer_private")
+    assert cm.shape == (7, 8) and cm[:, 7].sum() == 0
+    assert (cm[:, :7] == confusion_matrix(original["y_true"], original["y_pred"], labels=range(7))).all()
+    literature = evaluate.literature_comparison(summary).set_index("source")
+    assert literature.loc["this run", "accuracy_pct"] == pytest.approx(
+        100 * (original["y_true"] == original["y_pred"]).mean())
+    assert len(literature) == 1 + len(evaluate.LITERATURE)
 
 
 # ----------------------------------------------------------------------------- hard subsets
@@ -224,3 +364,17 @@ def test_hog_features_see_edge_orientation():
     assert feats.shape == (2, 2, 9) and feats[0, 0].argmax() == 0 and feats[0, 0, 0] > 0.99
     horizontal = vertical.transpose(0, 2, 1)  # gradient along y: 90 degrees, bin 4
     assert hog_features(horizontal).reshape(2, 2, 9)[0, 0].argmax() == 4
+
+
+def test_hard_subsets_are_named_subsets_inside_the_evaluation_draws(smoke_stage):
+    profile, faces = smoke_stage
+    for dataset, name, draw in (("fer2013", "fer_hard", catalog.fer_eval_name(profile)),
+                                ("emotion6", "emotion6_hard", catalog.emotion6_eval_name(profile))):
+        table = mine_hard_subset(profile, dataset)
+        hard_ids = catalog.subset_ids(profile, name)
+        within = set(catalog.subset_ids(profile, draw))
+        assert set(hard_ids) == set(table.loc[table["hard"] & table["image_id"].isin(within), "image_id"])
+        assert 0 < len(hard_ids) <= len(within)
+        assert catalog.subset_table(profile, name)["dataset"].iloc[0] == (faces.name if dataset == "fer2013"
+                                                                          else load_evoked(profile).name)
+    assert set(mine_hard_subset(profile, "fer2013")["split"]) == {"public_test", "private_test"}

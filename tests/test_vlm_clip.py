@@ -12,7 +12,7 @@ from emolib.config import VLMConfig
 from emolib.data import make_synthetic_faces
 from emolib.predictions import score_matrix, validate_predictions
 from emolib.vlm import ModelUnavailable, ResponseCache, load_backend, status_table
-from emolib.vlm.study import fit_linear_probe
+from emolib.vlm.stage import fit_linear_probe
 
 CONFIG = VLMConfig(random_weights_ok=True, batch_size=8, clip_models=("ViT-S-32/random",), recorded=())
 
@@ -101,3 +101,93 @@ def test_interrupted_run_resumes_from_the_cache(backend, faces, tmp_path) -> Non
     finally:
         backend.cache = None
     assert len(full) == len(train)
+
+
+def configured_clip_tags() -> list[tuple[str, str]]:
+    """Every ``<arch>/<pretrained tag>`` named in ``vlm.clip_models`` of configs/*.yaml."""
+    import yaml
+
+    from emolib.config import configs_dir
+    from emolib.vlm.clip import WEIGHT_SUFFIXES
+
+    tags = set()
+    for path in sorted(configs_dir().glob("*.yaml")):
+        for name in (yaml.safe_load(path.read_text()).get("vlm") or {}).get("clip_models", []):
+            arch, _, weights = name.partition("/")
+            if not name.startswith("transformers:") and weights != "random" and not weights.endswith(WEIGHT_SUFFIXES):
+                tags.add((arch, weights))
+    return sorted(tags)
+
+
+@pytest.mark.parametrize(("arch", "tag"), configured_clip_tags())
+def test_every_configured_tag_builds_with_its_tags_settings(arch, tag) -> None:
+    from emolib.vlm.clip import build_open_clip, built_settings, tag_settings
+
+    with torch.device("meta"):  # the real architecture, no weights allocated or downloaded
+        model, preprocess = build_open_clip(arch, tag, None, device="meta")
+    got = built_settings(model, preprocess)
+    assert got == tag_settings(arch, tag)
+    # what open_clip's tag table says, written out: OpenAI's weights were trained with QuickGELU
+    # and OpenAI's normalisation; LAION's ViT-L-14 with GELU and mean = std = 0.5
+    if tag == "openai":
+        assert got["activation"] == "quick_gelu"
+        np.testing.assert_allclose(got["mean"], (0.48145466, 0.4578275, 0.40821073))
+    if tag.startswith("laion2b"):
+        assert got["activation"] == "gelu" and got["mean"] == got["std"] == (0.5, 0.5, 0.5)
+    assert got["interpolation"] == "bicubic" and got["resize_mode"] == "shortest"
+
+
+def test_configs_name_the_tags_of_both_papers() -> None:
+    assert {("ViT-B-32", "openai"), ("ViT-L-14", "openai"), ("ViT-L-14", "laion2b_s32b_b82k")} <= set(
+        configured_clip_tags())
+
+
+def test_a_build_unlike_its_tag_is_caught() -> None:
+    import open_clip
+
+    from emolib.vlm.clip import check_tag_settings
+
+    def plain(arch: str, **kw):  # what building from a weight file gives: the arch's defaults
+        with torch.device("meta"):
+            model, _, preprocess = open_clip.create_model_and_transforms(arch, pretrained=None, device="meta", **kw)
+        return model, preprocess
+
+    with pytest.raises(ValueError, match=r"'activation': \('quick_gelu', 'gelu'\)"):
+        check_tag_settings("ViT-B-32", "openai", *plain("ViT-B-32"))
+    with pytest.raises(ValueError, match="'mean'.*'std'"):
+        check_tag_settings("ViT-L-14", "laion2b_s32b_b82k", *plain("ViT-L-14"))
+    with pytest.raises(ValueError, match=r"'interpolation': \('bicubic', 'bilinear'\)"):
+        check_tag_settings("ViT-B-32", "openai", *plain("ViT-B-32", force_quick_gelu=True,
+                                                        image_interpolation="bilinear"))
+    with pytest.raises(ValueError, match="'resize_mode'"):
+        check_tag_settings("ViT-B-32", "openai", *plain("ViT-B-32", force_quick_gelu=True, image_resize_mode="squash"))
+    check_tag_settings("ViT-B-32", "openai", *plain("ViT-B-32-quickgelu"))  # the -quickgelu arch is right
+
+
+def test_loader_builds_a_tag_with_its_settings(monkeypatch) -> None:
+    from torchvision.transforms import Normalize
+
+    from emolib.vlm import clip
+
+    # stands in for the cached weight file: the loader's own build path, random weights
+    monkeypatch.setattr(clip, "cached_pretrained_file", lambda arch, tag, weights="auto": None)
+    backend = load_backend("clip:ViT-B-32/openai", VLMConfig())
+    assert clip.built_settings(backend.model, backend.preprocess)["activation"] == "quick_gelu"
+    norm = next(t for t in backend.preprocess.transforms if isinstance(t, Normalize))
+    np.testing.assert_allclose(norm.std, (0.26862954, 0.26130258, 0.27577711))
+
+
+def test_random_stand_in_is_seeded_so_two_builds_predict_the_same(faces) -> None:
+    test = faces.split("private_test")
+    torch.manual_seed(123)
+    state = torch.random.get_rng_state()
+    first = load_backend("clip:ViT-S-32/random", CONFIG)
+    assert torch.equal(torch.random.get_rng_state(), state)  # the caller's random stream is untouched
+    torch.manual_seed(456)  # a different global state must not change the stand-in
+    second = load_backend("clip:ViT-S-32/random", CONFIG)
+    one, two = first.model.state_dict(), second.model.state_dict()
+    assert one.keys() == two.keys() and all(torch.equal(one[k], two[k]) for k in one)
+    a = first.predict(test, test.label_set, None, "base")
+    b = second.predict(test, test.label_set, None, "base")
+    np.testing.assert_array_equal(score_matrix(a), score_matrix(b))
+    np.testing.assert_array_equal(a["y_pred"], b["y_pred"])

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import base64
+import email.utils
 import io
 import json
+import socket
+import struct
 import threading
 import time
 from dataclasses import replace
@@ -15,39 +18,57 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from emolib.config import VLMConfig
+from emolib.config import ConfigError, EndpointConfig, VLMConfig, build_config, configs_dir
 from emolib.data import make_synthetic_faces
 from emolib.predictions import validate_predictions, write_predictions
-from emolib.vlm import ModelSpec, ModelUnavailable, ResponseCache, load_backend
+from emolib.vlm import ModelSpec, ModelUnavailable, ResponseCache, load_backend, status_table
+from emolib.vlm.openai_api import MAX_RETRY_AFTER_S, image_data_url, retry_after_s
 
 KEY_ENV = "EMOLIB_TEST_OPENAI_KEY"
 SECRET = "sk-test-DO-NOT-WRITE-7f3a9c"
 
 
+GOOD = '{"prediction": "happy"}'
+FAULTS = ("retry_after_date", "malformed", "no_choices", "null_content", 500, "timeout", "reset")
+
+
 class FakeServer:
-    """Speaks /v1/models and /v1/chat/completions; ``plan(n)`` gives the status of request n."""
+    """Speaks /v1/models (listing ``models``) and /v1/chat/completions. ``plan(n)`` is the fault
+    switch of chat request n: 200 (a good answer, ``answer``), another status (with
+    ``Retry-After: 0``), or a fault of ``FAULTS``: ``retry_after_date`` (503 with Retry-After
+    as an HTTP date ``retry_after_s`` ahead), ``malformed`` (a 200 HTML page), ``no_choices``,
+    ``null_content``, ``timeout`` (answers after ``hang_s``), ``reset`` (TCP RST, no answer)."""
 
     def __init__(self, delay_s: float = 0.0) -> None:
         self.delay_s, self.requests, self.inflight, self.max_inflight = delay_s, [], 0, 0
         self.lock = threading.Lock()
         self.plan = lambda n: 200
+        self.models, self.answer, self.hang_s, self.retry_after_s = ["fake-vlm"], GOOD, 2.0, 2.0
         server = self
 
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, *args) -> None:  # keep the test output quiet
                 pass
 
-            def _send(self, status: int, payload: dict, headers: dict | None = None) -> None:
-                body = json.dumps(payload).encode()
+            def _send(self, status: int, payload: dict | bytes, headers: dict | None = None) -> None:
+                body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
                 self.send_response(status)
                 for k, v in {"Content-Type": "application/json", **(headers or {})}.items():
                     self.send_header(k, v)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                self.wfile.write(body)
+                try:
+                    self.wfile.write(body)
+                except OSError:  # the client gave up (timeout fault)
+                    pass
+
+            def _reset(self) -> None:  # close with a TCP RST: the client sees a reset connection
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                self.connection.close()
+                self.wfile, self.close_connection = io.BytesIO(), True
 
             def do_GET(self) -> None:
-                self._send(200, {"data": [{"id": "fake-vlm"}]})
+                self._send(200, {"object": "list", "data": [{"id": m, "object": "model"} for m in server.models]})
 
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
@@ -59,12 +80,23 @@ class FakeServer:
                 time.sleep(server.delay_s)
                 with server.lock:
                     server.inflight -= 1
-                status = server.plan(n)
-                if status != 200:
-                    self._send(status, {"error": {"message": "try again"}}, {"Retry-After": "0"})
-                    return
-                self._send(200, {"choices": [{"message": {"role": "assistant",
-                                                          "content": '{"prediction": "happy"}'}}]})
+                fault = server.plan(n)
+                if fault == "reset":
+                    return self._reset()
+                if fault == "timeout":
+                    time.sleep(server.hang_s)
+                if fault == "retry_after_date":
+                    date = email.utils.formatdate(time.time() + server.retry_after_s, usegmt=True)
+                    return self._send(503, {"error": {"message": "busy"}}, {"Retry-After": date})
+                if isinstance(fault, int) and fault != 200:
+                    return self._send(fault, {"error": {"message": "try again"}}, {"Retry-After": "0"})
+                content = None if fault == "null_content" else server.answer
+                choices = [] if fault == "no_choices" else [
+                    {"index": 0, "finish_reason": "length" if content is None else "stop",
+                     "message": {"role": "assistant", "content": content}}]
+                if fault == "malformed":
+                    return self._send(200, b"<html><body>502 Bad Gateway</body></html>", {"Content-Type": "text/html"})
+                self._send(200, {"object": "chat.completion", "choices": choices})
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
@@ -93,9 +125,11 @@ def config_for(server: FakeServer, **kw) -> VLMConfig:
     return VLMConfig(openai_base_url=server.url, api_key_env=KEY_ENV, **settings)
 
 
-def decode_data_url(url: str) -> np.ndarray:
-    assert url.startswith("data:image/png;base64,")
-    return np.asarray(Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))))
+def decode_data_url(url: str, image_format: str = "png") -> np.ndarray:
+    assert url.startswith(f"data:image/{image_format};base64,")
+    pil = Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1])))
+    assert pil.format == image_format.upper()
+    return np.asarray(pil)
 
 
 def test_request_carries_image_prompt_and_concurrency_is_bounded(server, faces, monkeypatch) -> None:
@@ -104,11 +138,13 @@ def test_request_carries_image_prompt_and_concurrency_is_bounded(server, faces, 
     frame = validate_predictions(backend.predict(faces, faces.label_set, "Which emotion?", "base"))
     assert list(frame["parse_status"]) == ["json"] * 7 and set(frame["y_pred"]) == {3}  # happy
     assert len(server.requests) == 7 and 2 <= server.max_inflight <= 3
-    sent = {req["body"]["messages"][0]["content"][1]["image_url"]["url"] for req in server.requests}
+    sent = {req["body"]["messages"][0]["content"][0]["image_url"]["url"] for req in server.requests}
     for image in faces.images():
-        assert any(np.array_equal(decode_data_url(u), image) for u in sent)
+        assert any(np.array_equal(decode_data_url(u), image) for u in sent)  # PNG: lossless
     first = server.requests[0]
-    assert first["body"]["messages"][0]["content"][0] == {"type": "text", "text": "Which emotion?"}
+    content = first["body"]["messages"][0]["content"]  # the image before the text, as in the HF backend
+    assert [part["type"] for part in content] == ["image_url", "text"]
+    assert content[1] == {"type": "text", "text": "Which emotion?"}
     assert first["body"]["model"] == "fake-vlm" and first["auth"] == f"Bearer {SECRET}"
     assert first["body"]["response_format"] == {"type": "json_object"}
 
@@ -159,3 +195,134 @@ def test_unavailable_without_key_or_endpoint(monkeypatch) -> None:
     closed.close()
     with pytest.raises(ModelUnavailable, match="unreachable"):
         load_backend("openai:fake-vlm", replace(VLMConfig(), openai_base_url=url))
+
+
+def endpoint_config(server: FakeServer, **kw) -> VLMConfig:
+    """A profile with one endpoint (EndpointConfig) for ``fake-vlm`` at the fake server."""
+    endpoint = {"model": "fake-vlm", "base_url": server.url, "api_key_env": KEY_ENV, "concurrency": 1,
+                **{k: kw.pop(k) for k in ("image_format", "image_max_side", "concurrency", "guided") if k in kw}}
+    settings = {"max_retries": 0, "retry_base_s": 0.01, "request_timeout_s": 5.0, **kw}
+    return VLMConfig(endpoints=(EndpointConfig(**endpoint),), **settings)
+
+
+def test_every_server_fault_is_an_uncached_error_row_and_the_next_run_fills_it(server, tmp_path) -> None:
+    faces = make_synthetic_faces(per_class=2, seed=3).split("private_test")  # 14 faces
+    server.plan = lambda n: FAULTS[n] if n < len(FAULTS) else 200  # one request per face, in order
+    server.hang_s = 3.0  # past the client's 1 s timeout, which good answers (50 ms) never reach
+    cache = ResponseCache(tmp_path / "cache.sqlite")
+    backend = load_backend("openai:fake-vlm", endpoint_config(server, request_timeout_s=1.0), cache=cache)
+    frame = validate_predictions(backend.predict(faces, faces.label_set, "Which emotion?", "base"))
+    errors = frame["parse_status"] == "error"
+    assert list(errors) == [True] * 7 + [False] * 7
+    assert (frame.loc[errors, "y_pred"] == -1).all() and set(frame.loc[~errors, "parse_status"]) == {"json"}
+    assert frame.attrs["n_errors"] == backend.n_errors == 7
+    reasons = list(frame.loc[errors, "raw_response"])
+    assert reasons[0] == "error: HTTP 503" and reasons[4] == "error: HTTP 500"
+    assert reasons[1] == "error: malformed response body (text/html, 41 bytes)"  # an HTML error page
+    assert reasons[2].startswith("error: malformed response body")  # a 200 without choices
+    assert reasons[3] == "error: NoneType content (finish_reason 'length')"
+    assert reasons[5] == "error: ReadTimeout"
+    assert reasons[6] in ("error: ReadError", "error: RemoteProtocolError")  # the reset connection
+    assert len(cache) == 7  # only the answers: no failure is cached
+
+    server.plan = lambda n: 200
+    calls = len(server.requests)
+    again = backend.predict(faces, faces.label_set, "Which emotion?", "base")
+    assert len(server.requests) - calls == 7  # only the failed faces are asked again
+    assert set(again["parse_status"]) == {"json"} and again.attrs["n_errors"] == backend.n_errors == 0
+    assert len(cache) == 14
+    cache.close()
+
+
+def test_retry_after_as_an_http_date_is_waited_for(server, faces) -> None:
+    server.plan = lambda n: "retry_after_date" if n == 0 else 200
+    server.retry_after_s = 2.0  # an HTTP date has whole seconds: the wait is 1 to 2 s
+    backend = load_backend("openai:fake-vlm", endpoint_config(server, max_retries=1, retry_base_s=30.0))
+    t0 = time.perf_counter()
+    frame = backend.predict(faces.subset([0]), faces.label_set, "Q", "base")
+    waited = time.perf_counter() - t0
+    assert list(frame["parse_status"]) == ["json"] and len(server.requests) == 2
+    assert 0.9 < waited < 10  # the date, not retry_base_s (30 s)
+
+
+def test_retry_after_header_values() -> None:
+    now = time.time()
+    assert retry_after_s("3") == 3.0 and retry_after_s("0") == 0.0
+    assert retry_after_s(None) is None and retry_after_s("soon") is None
+    assert retry_after_s(email.utils.formatdate(now - 60, usegmt=True)) == 0.0  # a date gone by
+    assert 5 < retry_after_s(email.utils.formatdate(now + 10, usegmt=True)) <= 10
+    assert retry_after_s("86400") == MAX_RETRY_AFTER_S
+
+
+def test_a_server_that_does_not_serve_the_model_is_unavailable(server) -> None:
+    server.models = ["Qwen/Qwen2-VL-7B-Instruct", "other"]
+    with pytest.raises(ModelUnavailable, match=r"serves \['Qwen/Qwen2-VL-7B-Instruct', 'other'\], not fake-vlm"):
+        load_backend("openai:fake-vlm", endpoint_config(server))
+    table = status_table(replace(endpoint_config(server), clip_models=(), recorded=()))
+    assert list(table["status"]) == ["unavailable"] and "not fake-vlm" in table["reason"].iloc[0]
+    assert server.requests == []  # no chat request was made
+
+
+def test_jpeg_and_longest_side_when_asked(server, faces) -> None:
+    backend = load_backend("openai:fake-vlm", endpoint_config(server, image_format="jpeg", image_max_side=20))
+    backend.predict(faces.subset([0, 1]), faces.label_set, "Q", "base")
+    for req in server.requests:
+        sent = decode_data_url(req["body"]["messages"][0]["content"][0]["image_url"]["url"], "jpeg")
+        assert sent.shape[:2] == (20, 20)  # 48 x 48 faces, longest side 20
+    wide = np.zeros((30, 90, 3), np.uint8)
+    assert decode_data_url(image_data_url(wide, "jpeg", 45), "jpeg").shape == (15, 45, 3)  # aspect kept
+    assert decode_data_url(image_data_url(wide, "png", 200)).shape == (30, 90, 3)  # never enlarged
+
+
+def test_concurrency_is_per_endpoint(faces) -> None:
+    server = FakeServer(delay_s=0.2)
+    try:
+        backend = load_backend("openai:fake-vlm", endpoint_config(server, concurrency=5))
+        backend.predict(faces, faces.label_set, "Q", "base")
+        assert 3 <= server.max_inflight <= 5
+    finally:
+        server.close()
+
+
+def test_constrained_decoding_sends_the_label_words_and_is_cached_apart(server, faces, tmp_path) -> None:
+    cache = ResponseCache(tmp_path / "cache.sqlite")
+    backend = load_backend("openai:fake-vlm", endpoint_config(server, guided="choice"), cache=cache)
+    server.answer = "happy"  # a choice-constrained answer is the bare word
+    frame = backend.predict(faces.subset([0]), faces.label_set, "Q", "base")
+    body = server.requests[-1]["body"]
+    names = list(faces.label_set.names)
+    assert body["structured_outputs"] == {"choice": names} and body["guided_choice"] == names
+    assert "response_format" not in body and list(frame["y_pred"]) == [3]
+    backend.guided = "json_schema"  # the same model, constrained to a JSON schema
+    server.answer = GOOD
+    backend.predict(faces.subset([0]), faces.label_set, "Q", "base")
+    fmt = server.requests[-1]["body"]["response_format"]
+    assert fmt["type"] == "json_schema"
+    assert fmt["json_schema"]["schema"]["properties"]["prediction"]["enum"] == names
+    backend.guided = "none"  # free answers: json_object mode, no constraint fields
+    backend.predict(faces.subset([0]), faces.label_set, "Q", "base")
+    free = server.requests[-1]["body"]
+    assert free["response_format"] == {"type": "json_object"} and "guided_choice" not in free
+    assert len(server.requests) == 3 and len(cache) == 3  # three settings, three cache entries
+    cache.close()
+
+
+def test_endpoints_in_a_profile() -> None:
+    vlm = build_config(VLMConfig, {"openai_models": ["gpt-4o"], "endpoints": [
+        {"model": "Qwen/Qwen2-VL-7B-Instruct", "base_url": "http://127.0.0.1:8000/v1", "api_key_env": "VLLM_KEY",
+         "image_max_side": 448, "image_format": "jpeg", "concurrency": 16, "guided": "choice"}]})
+    assert vlm.openai_models == ("gpt-4o", "Qwen/Qwen2-VL-7B-Instruct")  # endpoint models join the list
+    qwen = vlm.endpoint("Qwen/Qwen2-VL-7B-Instruct")
+    assert (qwen.concurrency, qwen.image_format, qwen.image_max_side, qwen.guided) == (16, "jpeg", 448, "choice")
+    legacy = vlm.endpoint("gpt-4o")  # no endpoint: openai_base_url (null: OpenAI), as before
+    assert legacy.base_url == "https://api.openai.com/v1" and legacy.concurrency == vlm.concurrency
+    with pytest.raises(ConfigError, match="more than one endpoint"):
+        VLMConfig(endpoints=(EndpointConfig("m", "http://a/v1"), EndpointConfig("m", "http://b/v1")))
+    with pytest.raises(ConfigError, match="not one of"):
+        build_config(EndpointConfig, {"model": "m", "base_url": "http://a/v1", "image_format": "webp"})
+    with pytest.raises(ConfigError, match="http"):
+        EndpointConfig("m", "127.0.0.1:8000/v1")
+    import yaml
+
+    paper = build_config(VLMConfig, yaml.safe_load((configs_dir() / "paper.yaml").read_text())["vlm"])
+    assert "gpt-4o" in paper.openai_models and paper.endpoint("gpt-4o").base_url == "https://api.openai.com/v1"

@@ -1,4 +1,5 @@
-"""Recorded GPT-4V answers (real data): join, labels and metrics against scikit-learn."""
+"""Recorded GPT-4V answers (real data): join, labels and metrics against scikit-learn, and
+the one loader that notebooks 04, 05 and 07 share."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import accuracy_score, f1_score
 
+from emolib.config import load_profile
 from emolib.labels import get_label_set
 from emolib.metrics import classification_scores
 from emolib.predictions import validate_predictions
@@ -65,3 +67,61 @@ def test_evoked_fine_and_sentiment_equal_sklearn(data_root, dataset: str, n: int
     np.testing.assert_allclose([s["accuracy"], s["macro_f1"]],
                                sklearn_scores(sentiment["y_true"], sentiment["y_pred"])[:2])
     assert s["accuracy"] > ours["accuracy"]  # coarse sentiment is easier than 8 classes
+
+
+@pytest.mark.slow
+def test_notebooks_04_05_07_read_the_same_recorded_answers(data_root) -> None:
+    """One loader: the VLM stage (notebook 04) parses the recorded answers once; the prompt
+    notebook (05, ``recorded_predictions``) and human evaluation (07, ``collect_predictions``)
+    read its table, so all three agree on n, truth and parsing, and those equal the raw files."""
+    from smoke_stages import run_vlm
+
+    from emolib import catalog
+    from emolib.human_eval import stage as human_eval
+    from emolib.prompts import analysis
+    from emolib.prompts.sweep import recorded_predictions as sweep_recorded
+
+    profile = load_profile("smoke", **{"vlm.clip_models": [], "vlm.hf_models": [], "vlm.recorded": ["gpt4v"]})
+    result = run_vlm(profile)
+    columns = ["image_id", "split", "dataset", "label_set", "y_true", "y_pred", "model", "backend",
+               "restoration", "prompt", "seed", "subset", "raw_response", "parse_status"]
+    nb04 = result.predictions[result.predictions["backend"] == "recorded"]
+    nb05, sentiment = sweep_recorded(profile)
+    nb07, sources = human_eval.collect_predictions(profile, human_eval.load_image_sets(profile))
+    nb07 = nb07[nb07["backend"] == "recorded"]
+    for other in (nb05, nb07):
+        pd.testing.assert_frame_equal(other[columns].reset_index(drop=True), nb04[columns].reset_index(drop=True))
+
+    sizes = nb04.groupby("subset").size().to_dict()
+    assert sizes == {"fer_private_gpt4v": 3571, "artphoto_gpt4v": 801, "abstract_gpt4v": 227}
+    for subset in sizes:  # the coverage of each file is a named subset of its own
+        assert sorted(catalog.subset_ids(profile, subset)) == sorted(nb04.loc[nb04.subset == subset, "image_id"])
+    fer = nb04[nb04["subset"] == "fer_private_gpt4v"]
+    assert set(fer["dataset"]) == {"fer2013"} and set(fer["label_set"]) == {"ferplus8"}
+    assert set(fer["model"]) == {"gpt4v"} and set(fer["prompt"]) == {"recorded"}
+
+    # truth and parsing against the raw file, joined to FER-2013 ids by FER+'s own map
+    raw = pd.read_csv(data_root / "recorded/gpt4v/ferplus_predictions.csv")
+    link = pd.read_csv(data_root / "fer2013/ferplus/kaggle_to_ferplus.csv")
+    link = link[link["usage"] == "PrivateTest"].assign(image_id=lambda f: f["kaggle_path"].str.split("/").str[-1]
+                                                      .str.removesuffix(".jpg"))
+    joined = raw.merge(link[["ferplus_png", "image_id"]], left_on="name", right_on="ferplus_png")
+    joined = joined.merge(fer, on="image_id", suffixes=("_file", ""))
+    assert len(joined) == 3571 and "fer0033120.png" not in set(joined["name"])  # the one unlabelled face
+    ferplus8 = get_label_set("ferplus8")
+    np.testing.assert_array_equal(joined["y_true"], joined["gt"].map(ferplus8.names.index))
+    first = joined["gpt4v"].map(first_ranked)
+    np.testing.assert_array_equal(joined["y_pred"], [ferplus8.names.index(w) if w in ferplus8.names else -1
+                                                     for w in first])
+    assert joined.loc[joined["y_pred"] < 0, "gpt4v"].map(first_ranked).tolist() == ["pain"]
+    assert (joined["y_pred"] == joined["y_true"]).sum() == 2294
+
+    # notebook 05's analyses of the same rows: sentiment of ArtPhoto/Abstract, ranked labels
+    bias = analysis.recorded_sentiment(sentiment, n_boot=20).set_index("subset")
+    assert bias.loc["artphoto_gpt4v", "n"] == 801 and bias.loc["abstract_gpt4v", "n"] == 227
+    preference = analysis.recorded_preferences(nb05)
+    assert set(preference["subset"]) == set(sizes) and set(preference["model"]) == {"gpt4v"}
+    # notebook 07 counts them, and says why it cannot show their images on smoke's synthetic sets
+    rows = sources[sources["backend"] == "recorded"].set_index("subset")
+    assert rows["rows"].to_dict() == sizes
+    assert rows["status"].str.startswith("no images here").all()

@@ -24,7 +24,8 @@ EMOTION6 = get_label_set("emotion6")
 
 def _find_root(names: list[str], where: str) -> str:
     for name in names:
-        if name.endswith("ground_truth.txt"):
+        parts = name.split("/")
+        if parts[-1] == "ground_truth.txt" and "__MACOSX" not in parts:  # not a Mac's ._ metadata copy
             return name[: -len("ground_truth.txt")]
     raise DataError(
         f"{where}: no ground_truth.txt found. Expected the Emotion6 layout "
@@ -52,10 +53,16 @@ def load_emotion6(path: str | Path) -> ImageSet:
             "put Emotion6.zip (or the unpacked Emotion6/ folder) there, or set data.emotion6."
         )
     if path.is_file():
-        with zipfile.ZipFile(path) as zf:
-            names = zf.namelist()
-            root = _find_root(names, str(path))
-            truth = _parse_ground_truth(zf.read(root + "ground_truth.txt").decode(), str(path))
+        try:
+            with zipfile.ZipFile(path) as zf:
+                names = zf.namelist()
+                root = _find_root(names, str(path))
+                truth = _parse_ground_truth(zf.read(root + "ground_truth.txt").decode(), str(path))
+        except zipfile.BadZipFile as err:
+            raise DataError(
+                f"{path} is not a zip archive ({err}). Point data.emotion6 at Cornell's Emotion6.zip (download "
+                "it again if it is damaged) or at the unpacked folder holding Emotion6/ground_truth.txt."
+            ) from err
         images = set(names)
         source_of = lambda rel: f"{path}{ZIP_SEP}{root}images/{rel}"  # noqa: E731
         exists = lambda rel: f"{root}images/{rel}" in images  # noqa: E731

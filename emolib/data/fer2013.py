@@ -8,7 +8,16 @@ Layouts (``detect_fer_layout``):
 - ``fer_csv``: the challenge's ``fer2013.csv`` (``emotion,pixels,Usage``);
 - ``icml_csv``: ``icml_face_data.csv`` (``emotion, Usage, pixels``: names with a leading space);
 - ``torchvision``: a root holding ``fer2013/`` with one of the CSVs above, or
-  ``train.csv`` + ``test.csv`` (whose test rows carry no labels).
+  ``train.csv`` + ``test.csv`` (whose test rows carry no labels: label -1, split ``test``).
+
+macOS metadata that a zip re-made on a Mac carries (``__MACOSX/`` and ``._*`` members or
+files) is ignored, and the notes say how many. A missing ``train/`` or ``test/`` folder, a
+missing ``emotion`` column, or any bad row is an error naming the file (and row) and the fix;
+the CSV forms are read by ``emolib.data.fer_csv``.
+
+Decoded pixels are cached (``emolib.data.cache``: ``results/cache/data/``, keyed by the
+source files' paths, sizes and modification times), so a second load of any layout takes
+about a second; ``cache=False`` decodes afresh.
 
 Labels always index ``fer7`` = fer2013.csv codes (0=angry ... 6=neutral), whatever the source:
 the Kaggle folder order is alphabetical, so folder names are mapped by name, never by position.
@@ -18,8 +27,10 @@ Splits: ``train``, ``public_test``, ``private_test`` (Kaggle file names keep the
 from __future__ import annotations
 
 import io
+import os
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import cv2
@@ -27,14 +38,16 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from emolib.data.cache import cached_imageset
+from emolib.data.fer_csv import FER_SIZE, USAGE_TO_SPLIT, read_fer_csv
 from emolib.data.imageset import ZIP_SEP, DataError, ImageSet
 from emolib.labels import get_label_set
 
 FER7 = get_label_set("fer7")
 KAGGLE_CLASSES = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
-USAGE_TO_SPLIT = {"Training": "train", "PublicTest": "public_test", "PrivateTest": "private_test"}
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
-FER_SIZE = 48
+CSV_NAMES = ("fer2013.csv", "icml_face_data.csv")
+CACHE_VERSION = 2  # bump when a loader's output changes, so older caches are not reused
 
 
 def detect_fer_layout(path: Path) -> str:
@@ -47,14 +60,22 @@ def detect_fer_layout(path: Path) -> str:
     if path.is_file() and path.suffix.lower() == ".zip":
         return "kaggle_zip"
     if path.is_file() and path.suffix.lower() == ".csv":
-        header = path.open().readline()
-        return "icml_csv" if " pixels" in header.split(",") or " pixels\n" in header else "fer_csv"
+        with path.open(encoding="utf-8", errors="replace") as handle:
+            header = handle.readline().rstrip("\r\n").split(",")
+        return "icml_csv" if " pixels" in header else "fer_csv"
     if path.is_dir():
-        if (path / "train").is_dir() and (path / "test").is_dir():
+        has_train, has_test = (path / "train").is_dir(), (path / "test").is_dir()
+        if has_train and has_test:
             return "kaggle_folder"
+        if has_train or has_test:
+            present, absent = ("train", "test") if has_train else ("test", "train")
+            raise DataError(
+                f"{path} holds {present}/ but no {absent}/ folder: the Kaggle FER-2013 layout needs both "
+                f"(train/<class>/*.jpg and test/<class>/*.jpg). Unpack the whole archive again."
+            )
         if (path / "fer2013").is_dir():
             return "torchvision"
-        if (path / "fer2013.csv").is_file() or (path / "icml_face_data.csv").is_file():
+        if any((path / name).is_file() for name in CSV_NAMES + ("train.csv", "test.csv")):
             return "torchvision_inner"
     raise DataError(
         f"{path} is not a FER-2013 layout emolib knows. Expected the Kaggle zip or folder "
@@ -63,15 +84,34 @@ def detect_fer_layout(path: Path) -> str:
     )
 
 
-def load_fer2013(path: str | Path, skip_unreadable: bool = False, workers: int = 1) -> ImageSet:
+def load_fer2013(path: str | Path, skip_unreadable: bool = False, workers: int = 1, cache: bool = True) -> ImageSet:
     """Load FER-2013 from any supported layout into memory: pixels (n, 48, 48) uint8.
 
     ``skip_unreadable``: images that cannot be decoded are left out and listed in
     ``ImageSet.meta.attrs["unreadable"]`` (and ``notes``) instead of raising.
+    ``workers``: decoding threads. ``cache``: reuse (or write) the decoded-array cache.
     """
     path = Path(path)
     layout = detect_fer_layout(path)
-    return _LOADERS[layout](path, skip_unreadable=skip_unreadable, workers=workers)
+
+    def build() -> ImageSet:
+        return _LOADERS[layout](path, skip_unreadable=skip_unreadable, workers=workers)
+
+    if not cache:
+        return build()
+    options = {"layout": layout, "skip_unreadable": skip_unreadable, "version": CACHE_VERSION}
+    return cached_imageset("fer2013", path, _source_files(layout, path), options, build)
+
+
+def _source_files(layout: str, path: Path) -> list[str]:
+    """Every file the layout's loader reads (their sizes and times key the cache)."""
+    if layout == "kaggle_folder":  # os.walk: a quarter of rglob's time over 35,887 files
+        return [os.path.join(d, f) for folder in ("train", "test") for d, _, files in os.walk(path / folder)
+                for f in files]
+    if layout in ("torchvision", "torchvision_inner"):
+        base = path / "fer2013" if layout == "torchvision" else path
+        return [str(p) for p in base.glob("*.csv")]
+    return [str(path)]
 
 
 # ----------------------------------------------------------------------------- Kaggle layout
@@ -83,12 +123,20 @@ def _split_from_filename(name: str) -> str:
     return ""
 
 
+def _is_macos_metadata(name: str) -> bool:
+    """``__MACOSX/...`` and AppleDouble ``._*`` entries a Mac adds to zips and copied folders."""
+    parts = name.split("/")
+    return "__MACOSX" in parts or parts[-1].startswith("._")
+
+
 def _kaggle_entries(names: list[str], where: str) -> pd.DataFrame:
-    """Rows (member, folder, class, split) for image files under train/ and test/."""
+    """Rows (member, folder, class, split) for image files under train/ and test/; the
+    number of macOS metadata entries skipped is in ``attrs["macos_ignored"]``."""
     rows = []
+    macos = [n for n in names if _is_macos_metadata(n)]
     for name in names:
         parts = name.split("/")
-        if not name.lower().endswith(IMAGE_SUFFIXES) or len(parts) < 3:
+        if not name.lower().endswith(IMAGE_SUFFIXES) or len(parts) < 3 or _is_macos_metadata(name):
             continue
         folder, cls = parts[-3], parts[-2]
         if folder not in ("train", "test"):
@@ -111,7 +159,15 @@ def _kaggle_entries(names: list[str], where: str) -> pd.DataFrame:
             "FER-2013 archive (msambare/fer2013)?"
         )
     frame = pd.DataFrame(rows, columns=["member", "folder", "kaggle_class", "split"])
-    return frame.sort_values("member", kind="stable").reset_index(drop=True)
+    missing = sorted({"train", "test"} - set(frame["folder"]))
+    if missing:
+        raise DataError(
+            f"{where} has no images under {missing[0]}/<class>/: the Kaggle FER-2013 archive holds both "
+            "train/ and test/. Download or unpack the whole archive (msambare/fer2013) again."
+        )
+    frame = frame.sort_values("member", kind="stable").reset_index(drop=True)
+    frame.attrs["macos_ignored"] = len(macos)
+    return frame
 
 
 def _decode_gray(data: bytes, where: str) -> np.ndarray:
@@ -125,24 +181,25 @@ def _decode_gray(data: bytes, where: str) -> np.ndarray:
     return arr
 
 
-def _decode_all(read_bytes, names: list[str], where: str, skip: bool, workers: int):
-    """Decode every named image into one (n, 48, 48) array using ``workers`` threads."""
+def _decode_all(open_reader, names: list[str], where: str, skip: bool, workers: int):
+    """Decode every named image into one (n, 48, 48) array using ``workers`` threads.
+    ``open_reader()`` is a context manager giving a ``read(name) -> bytes`` per thread."""
     pixels = np.zeros((len(names), FER_SIZE, FER_SIZE), dtype=np.uint8)
     bad: dict[int, str] = {}
 
     def work(chunk: np.ndarray) -> None:
-        reader = read_bytes()
-        for i in chunk:
-            source = f"{where}{ZIP_SEP}{names[i]}" if where.endswith(".zip") else names[i]
-            try:
-                pixels[i] = _decode_gray(reader(names[i]), source)
-            except Exception as err:
-                if not skip:
-                    raise DataError(
-                        f"cannot read FER-2013 image {source}: {err}. Replace it with an intact "
-                        "copy, or set data.skip_unreadable: true to list it in the audit instead."
-                    ) from err
-                bad[int(i)] = f"{source}: {err}"
+        with open_reader() as reader:
+            for i in chunk:
+                source = f"{where}{ZIP_SEP}{names[i]}" if where.endswith(".zip") else names[i]
+                try:
+                    pixels[i] = _decode_gray(reader(names[i]), source)
+                except Exception as err:  # Pillow raises several types; each is raised or listed
+                    if not skip:
+                        raise DataError(
+                            f"cannot read FER-2013 image {source}: {err}. Replace it with an intact "
+                            "copy, or set data.skip_unreadable: true to list it in the audit instead."
+                        ) from err
+                    bad[int(i)] = f"{source}: {err}"
 
     chunks = np.array_split(np.arange(len(names)), max(1, workers))
     with ThreadPoolExecutor(max_workers=len(chunks)) as pool:
@@ -151,11 +208,14 @@ def _decode_all(read_bytes, names: list[str], where: str, skip: bool, workers: i
 
 
 def _kaggle_imageset(entries: pd.DataFrame, pixels, bad, origin: str) -> ImageSet:
+    macos = entries.attrs.get("macos_ignored", 0)
     keep = np.array([i not in bad for i in range(len(entries))])
     entries, pixels = entries[keep].reset_index(drop=True), pixels[keep]
     labels = np.array([FER7.index(c) for c in entries["kaggle_class"]], dtype=np.int64)
     meta = pd.DataFrame({"kaggle_path": ["/".join(m.split("/")[-3:]) for m in entries["member"]]})
     notes = tuple(f"unreadable, skipped: {msg}" for msg in bad.values())
+    if macos:
+        notes += (f"ignored {macos} macOS metadata entries (__MACOSX/, ._*): not images",)
     meta.attrs["unreadable"] = list(bad.values())
     return ImageSet(
         name="fer2013",
@@ -175,72 +235,37 @@ def _load_kaggle_zip(path: Path, skip_unreadable: bool, workers: int) -> ImageSe
             names = zf.namelist()
     except zipfile.BadZipFile as err:
         raise DataError(f"{path} is not a readable zip archive ({err}); download it again") from err
-    csvs = [n for n in names if Path(n).name in ("fer2013.csv", "icml_face_data.csv")]
+    csvs = [n for n in names if Path(n).name in CSV_NAMES and not _is_macos_metadata(n)]
     if csvs and not any(n.lower().endswith(IMAGE_SUFFIXES) for n in names):
-        with zipfile.ZipFile(path) as zf:
-            return _imageset_from_csv(pd.read_csv(zf.open(csvs[0])), f"{path}{ZIP_SEP}{csvs[0]}")
+        with zipfile.ZipFile(path) as zf, zf.open(csvs[0]) as member:
+            return read_fer_csv(member, f"{path}{ZIP_SEP}{csvs[0]}", workers=workers)
     entries = _kaggle_entries(names, str(path))
 
-    def reader_factory():
-        zf = zipfile.ZipFile(path)  # one handle per thread: ZipFile is not thread-safe
-        return zf.read
+    @contextmanager
+    def open_reader():
+        with zipfile.ZipFile(path) as zf:  # one handle per thread: ZipFile is not thread-safe
+            yield zf.read
 
-    pixels, bad = _decode_all(reader_factory, list(entries["member"]), str(path), skip_unreadable, workers)
+    pixels, bad = _decode_all(open_reader, list(entries["member"]), str(path), skip_unreadable, workers)
     return _kaggle_imageset(entries, pixels, bad, str(path))
+
+
+@contextmanager
+def _file_reader():
+    yield lambda file: Path(file).read_bytes()
 
 
 def _load_kaggle_folder(path: Path, skip_unreadable: bool, workers: int) -> ImageSet:
     names = [p.relative_to(path).as_posix() for p in path.glob("*/*/*") if p.is_file()]
     entries = _kaggle_entries(names, str(path))
     full = [str(path / m) for m in entries["member"]]
-    pixels, bad = _decode_all(lambda: lambda f: Path(f).read_bytes(), full, str(path), skip_unreadable, workers)
+    pixels, bad = _decode_all(_file_reader, full, str(path), skip_unreadable, workers)
     return _kaggle_imageset(entries, pixels, bad, str(path))
 
 
 # ----------------------------------------------------------------------------- CSV layouts
-def _read_fer_csv(path: Path) -> pd.DataFrame:
-    try:
-        return pd.read_csv(path)
-    except (pd.errors.ParserError, UnicodeDecodeError) as err:
-        raise DataError(f"{path} is not a readable CSV ({err})") from err
-
-
-def _imageset_from_csv(frame: pd.DataFrame, where: str, default_split: str | None = None) -> ImageSet:
-    frame = frame.rename(columns=lambda c: c.strip())
-    needed = {"pixels"} | ({"Usage"} if default_split is None else set())
-    missing = needed - set(frame.columns)
-    if missing:
-        raise DataError(
-            f"{where}: missing column(s) {sorted(missing)}; found {list(frame.columns)}. "
-            "fer2013.csv has emotion,pixels,Usage; icml_face_data.csv has emotion, Usage, pixels."
-        )
-    flat = np.fromstring(" ".join(frame["pixels"].astype(str)), dtype=np.int64, sep=" ")
-    if flat.size != len(frame) * FER_SIZE * FER_SIZE or flat.min(initial=0) < 0 or flat.max(initial=0) > 255:
-        raise DataError(
-            f"{where}: pixel strings must hold 2304 values 0-255 per row (48x48); they do not"
-        )
-    usage = frame["Usage"] if default_split is None else pd.Series([default_split] * len(frame))
-    splits = usage.map(lambda u: USAGE_TO_SPLIT.get(u, u))
-    unknown = set(splits) - {"train", "public_test", "private_test", "test"}
-    if unknown:
-        raise DataError(f"{where}: unknown Usage value(s) {sorted(unknown)}")
-    labels = frame["emotion"].to_numpy(dtype=np.int64) if "emotion" in frame else -np.ones(len(frame), np.int64)
-    if labels.max(initial=0) > 6 or labels.min(initial=-1) < -1:
-        raise DataError(f"{where}: emotion codes must be 0-6 (0=angry ... 6=neutral)")
-    return ImageSet(
-        name="fer2013",
-        label_set_name="fer7",
-        ids=np.array([f"row_{i:05d}" for i in range(len(frame))], dtype=object),
-        splits=splits.to_numpy(dtype=object),
-        labels=labels,
-        pixels=flat.astype(np.uint8).reshape(-1, FER_SIZE, FER_SIZE),
-        meta=pd.DataFrame({"fer2013_row": np.arange(len(frame))}),
-        notes=(f"loaded from {where}",),
-    )
-
-
 def _load_csv(path: Path, skip_unreadable: bool = False, workers: int = 1) -> ImageSet:
-    return _imageset_from_csv(_read_fer_csv(path), str(path))
+    return read_fer_csv(path, workers=workers)
 
 
 def _load_torchvision(path: Path, skip_unreadable: bool, workers: int) -> ImageSet:
@@ -248,19 +273,19 @@ def _load_torchvision(path: Path, skip_unreadable: bool, workers: int) -> ImageS
 
 
 def _load_torchvision_inner(base: Path, skip_unreadable: bool = False, workers: int = 1) -> ImageSet:
-    for name in ("fer2013.csv", "icml_face_data.csv"):
+    for name in CSV_NAMES:
         if (base / name).is_file():
-            return _load_csv(base / name)
-    if not (base / "train.csv").is_file():
+            return _load_csv(base / name, workers=workers)
+    missing = [name for name in ("train.csv", "test.csv") if not (base / name).is_file()]
+    if missing:
         raise DataError(
-            f"{base} holds none of fer2013.csv, icml_face_data.csv, train.csv: put the "
-            "challenge's fer2013.csv there (it is the only form with test labels)."
+            f"{base} holds none of fer2013.csv, icml_face_data.csv and lacks {' and '.join(missing)}: put the "
+            "challenge's fer2013.csv there (it is the only form with test labels), or torchvision's "
+            "train.csv and test.csv."
         )
-    train = _imageset_from_csv(_read_fer_csv(base / "train.csv"), str(base / "train.csv"), "train")
-    if not (base / "test.csv").is_file():
-        return train
-    # torchvision's test.csv has pixels only: its images carry label -1 and split "test".
-    test = _imageset_from_csv(_read_fer_csv(base / "test.csv"), str(base / "test.csv"), "test")
+    train = read_fer_csv(base / "train.csv", default_split="train", workers=workers)
+    # torchvision's test.csv has pixels only (no emotion column): label -1, split "test".
+    test = read_fer_csv(base / "test.csv", default_split="test", labelled=None, workers=workers)
     return ImageSet(
         name="fer2013",
         label_set_name="fer7",
@@ -268,7 +293,8 @@ def _load_torchvision_inner(base: Path, skip_unreadable: bool = False, workers: 
         splits=np.concatenate([train.splits, test.splits]),
         labels=np.concatenate([train.labels, test.labels]),
         pixels=np.concatenate([train.pixels, test.pixels]),
-        notes=(f"loaded from {base}; test.csv has no labels (label -1, split 'test')",),
+        notes=(f"loaded from {base}" + ("; test.csv has no labels (label -1, split 'test')"
+                                        if (test.labels < 0).all() else ""),),
     )
 
 

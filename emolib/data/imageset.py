@@ -32,7 +32,9 @@ class ImageSet:
     from ``sources`` (a file path or ``archive.zip::member`` per image). Optional:
     ``soft_labels`` (n, k) float32 with column names ``soft_label_names`` (FER+ votes,
     Emotion6 distributions), ``valence``/``arousal`` (n,), and ``meta`` (extra columns).
-    ``variant`` names a processed copy (``original``, ``bicubic-96``, ...).
+    ``variant`` names a processed copy (``none`` for the original pixels, ``bicubic-96``, ...)
+    and ``subset_name`` the named evaluation subset (``emolib.catalog``) the rows were
+    selected as (``all``: not selected).
     """
 
     name: str
@@ -47,7 +49,8 @@ class ImageSet:
     valence: np.ndarray | None = None
     arousal: np.ndarray | None = None
     meta: pd.DataFrame | None = None
-    variant: str = "original"
+    variant: str = "none"
+    subset_name: str = "all"
     notes: tuple[str, ...] = field(default=())
 
     def __post_init__(self) -> None:
@@ -66,7 +69,8 @@ class ImageSet:
 
     def __repr__(self) -> str:
         counts = pd.Series(self.splits).value_counts().to_dict()
-        return f"ImageSet({self.name!r}, {self.variant}, {self.label_set_name}, n={len(self)}, {counts})"
+        return (f"ImageSet({self.name!r}, {self.variant}, {self.label_set_name}, subset {self.subset_name}, "
+                f"n={len(self)}, {counts})")
 
     @property
     def label_set(self) -> LabelSet:
@@ -106,6 +110,23 @@ class ImageSet:
             arousal=take(self.arousal),
             meta=None if self.meta is None else self.meta.iloc[index].reset_index(drop=True),
         )
+
+    def select_ids(self, ids: np.ndarray | list[str], subset_name: str) -> ImageSet:
+        """The rows whose ids are ``ids``, in that order, named ``subset_name``. Every id must
+        name exactly one row: a missing or repeated id is an error naming it."""
+        ids = np.asarray(ids, dtype=object)
+        position = pd.Series(np.arange(len(self)), index=self.ids)
+        repeated = position.index[position.index.duplicated()]
+        wanted_repeats = sorted(set(ids) & set(repeated))
+        if wanted_repeats:
+            raise DataError(f"{self.name}: subset {subset_name!r} names ids that are not unique "
+                            f"here: {wanted_repeats[:5]}")
+        position = position[~position.index.duplicated()]
+        missing = [i for i in ids if i not in position.index]
+        if missing:
+            raise DataError(f"{self.name}: subset {subset_name!r} names {len(missing)} id(s) this "
+                            f"image set lacks, e.g. {missing[:5]}: was the subset stored for other data?")
+        return replace(self.subset(position.loc[ids].to_numpy()), subset_name=subset_name)
 
     def split(self, *names: str) -> ImageSet:
         """The images of the given split(s)."""
@@ -157,7 +178,9 @@ def image_hash(image: np.ndarray) -> str:
 
 
 @lru_cache(maxsize=8)
-def _open_zip(path: str) -> zipfile.ZipFile:
+def _open_zip(path: str, stamp: tuple[int, int]) -> zipfile.ZipFile:
+    # kept open for the next read; keyed on (size, mtime) too, so a zip replaced at the same
+    # path gets a fresh handle instead of the old file's. Evicted handles close when collected.
     return zipfile.ZipFile(path)
 
 
@@ -180,7 +203,8 @@ def read_image(source: str, mode: str | None = None) -> np.ndarray:
     if ZIP_SEP in source:
         archive, member = source.split(ZIP_SEP, 1)
         try:
-            data = _open_zip(archive).read(member)
+            stat = Path(archive).stat()
+            data = _open_zip(archive, (stat.st_size, stat.st_mtime_ns)).read(member)
         except KeyError:
             raise DataError(f"{archive} has no member {member}") from None
     else:

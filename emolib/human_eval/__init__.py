@@ -1,7 +1,8 @@
 """Human evaluation of model errors (notebook 07), one module per concern:
 
-- ``inputs``: the predictions tables and image sets to study;
-- ``sampling``: errors drawn stratified by model and error category (EC I-III), saved with images;
+- ``stage``: the predictions (every model of notebooks 03 and 04, via ``emolib.catalog``) and images;
+- ``categories``: error categories EC I-III from each label's sentiment and arousal;
+- ``sampling``: errors drawn stratified by backend, model and error category, saved with images;
 - ``annotations``: one CSV per annotator, atomic writes, blinded choice -> verdict;
 - ``annotator``: the ipywidgets annotator for JupyterLab;
 - ``sheets``: self-contained CSV + HTML sheets for annotators outside Jupyter, and their import;

@@ -18,8 +18,8 @@ import pandas as pd
 from sklearn.metrics import cohen_kappa_score
 from statsmodels.stats.inter_rater import aggregate_raters, fleiss_kappa
 
-from emolib.errors import ERROR_CATEGORIES
 from emolib.human_eval.annotations import VERDICTS
+from emolib.human_eval.categories import ERROR_CATEGORIES
 
 ALL = "all"
 

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from emolib.data import ImageSet
-from emolib.errors import ERROR_CATEGORIES, add_error_categories
+from emolib.human_eval.categories import ERROR_CATEGORIES, add_error_categories
 from emolib.human_eval.sampling import image_positions
 from emolib.labels import SYNONYMS, get_label_set
 
@@ -53,19 +53,20 @@ def plausibility_table(
     image_sets: dict[str, ImageSet],
     thresholds: tuple[float, ...] = (0.1, 0.3),
 ) -> pd.DataFrame:
-    """Per dataset, model and error category (EC I-III and all errors): errors, errors with
+    """Per dataset, backend, model and error category (EC I-III and all errors): errors, errors with
     votes, mean vote share of the predicted label, and for each threshold t the share of
     errors (with votes) whose predicted label got at least t of the votes (``share_ge_t``)."""
     frame = add_error_categories(predictions.reset_index(drop=True))
     frame["vote_share"] = predicted_vote_share(frame, image_sets)
     errors = frame[frame["error_category"].isin(ERROR_CATEGORIES)]
     rows = []
-    for (dataset, model), part in errors.groupby(["dataset", "model"]):
+    for (dataset, backend, model), part in errors.groupby(["dataset", "backend", "model"], sort=False):
         for category in (*ERROR_CATEGORIES, ALL_ERRORS):
             sub = part if category == ALL_ERRORS else part[part["error_category"] == category]
             voted = sub["vote_share"].dropna()
             row = {
                 "dataset": dataset,
+                "backend": backend,
                 "model": model,
                 "error_category": category,
                 "errors": len(sub),

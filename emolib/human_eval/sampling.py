@@ -1,7 +1,7 @@
-"""Errors drawn for human evaluation, stratified by model and error category, seeded.
+"""Errors drawn for human evaluation, stratified by backend, model and error category, seeded.
 
 A sample is a table with one row per item (a wrong answer of one model on one image):
-``item_id`` (stable hash of model, variant, dataset, split, image), the prediction row, its
+``item_id`` (stable hash of the model configuration and the image), the prediction row, its
 ``error_category`` (EC I-III), ``true_name``/``pred_name``, ``stratum_size`` and ``weight``
 (errors in the stratum per sampled item, to weight shares back to all errors), and the
 blinding: ``model_is_a`` says whether answer A is the model's (else the data set's label),
@@ -22,23 +22,25 @@ import pandas as pd
 from PIL import Image
 from tqdm.auto import tqdm
 
+from emolib import catalog
 from emolib.config import Profile
-from emolib.cost import CostRecorder
 from emolib.data import ImageSet
-from emolib.errors import ERROR_CATEGORIES, add_error_categories
+from emolib.human_eval.categories import ERROR_CATEGORIES, add_error_categories
 from emolib.labels import get_label_set
-from emolib.store import StageStore, write_bytes, write_parquet
+from emolib.predictions import CONFIG_KEYS
+from emolib.recorder import CostRecorder
+from emolib.store import write_bytes, write_parquet
 
 STAGE = "human_eval"
 SAMPLE_FILE = "sample.parquet"
 IMAGES_DIR = "images"
-STRATUM = ["model", "error_category"]
+STRATUM = ["backend", "model", "error_category"]
 
 
 def item_ids(frame: pd.DataFrame) -> np.ndarray:
-    """(n,) stable 12-hex ids from model, variant, dataset, split and image_id."""
+    """(n,) stable 12-hex ids from the configuration (``CONFIG_KEYS``) and image_id."""
     keys = (
-        frame[["model", "variant", "dataset", "split", "image_id"]]
+        frame[[*CONFIG_KEYS, "image_id"]]
         .astype(str)
         .agg("|".join, axis=1)
     )
@@ -146,32 +148,12 @@ def find_image_set(image_sets: dict[str, ImageSet], dataset: str) -> ImageSet:
     raise KeyError(f"no image set named {dataset!r}; loaded: {sorted(image_sets)}")
 
 
-def sample_store(profile: Profile, predictions: pd.DataFrame) -> StageStore:
-    """The stage folder of a sample: named after the sampling settings and the predictions."""
-    cfg = profile.human_eval
-    digest = hashlib.sha1(
-        pd.util.hash_pandas_object(
-            predictions[["image_id", "model", "variant", "dataset", "y_true", "y_pred"]],
-            index=False,
-        )
-        .to_numpy()
-        .tobytes()
-    ).hexdigest()[:16]
-    settings = {
-        "n_samples": cfg.n_samples,
-        "allocation": cfg.allocation,
-        "models": cfg.models,
-        "seed": profile.seed,
-    }
-    return StageStore(profile, STAGE, settings, digest)
-
-
 def save_sample(
     profile: Profile, predictions: pd.DataFrame, image_sets: dict[str, ImageSet]
 ) -> Path:
     """Draw (or reuse) the sample of this profile's predictions; write ``sample.parquet``
     and ``images/<item_id>.png`` to its stage folder and return the folder."""
-    store = sample_store(profile, predictions)
+    store = catalog.human_eval_store(profile, predictions)
     if store.is_complete():
         return store.dir
     cfg = profile.human_eval

@@ -1,9 +1,10 @@
 """Face restoration behind one ``Restorer`` interface: GFPGAN, Real-ESRGAN (ncnn) and the
 classical baselines, batched, cached per image, timed.
 
-The notebooks call ``restoration_subset(faces, profile)`` (the evaluation subset) and
-``restore_imageset(subset, backend, profile)`` (an ``ImageSet`` variant such as
-``realesrgan-x4-96``); ``backend_status(profile)`` says which backends run here and why not.
+Notebook 02 calls ``restoration_subset(faces, profile)`` (the evaluation subset of
+``emolib.catalog``) and ``restore_imageset(subset, backend, profile)`` (an ``ImageSet``
+variant such as ``realesrgan-x4-96``); ``backend_status(profile)`` says which backends run
+here and why not. Notebooks 03 and 04 read what it restored with ``load_evaluation_sets``.
 """
 
 from collections.abc import Sequence
@@ -21,13 +22,13 @@ from emolib.restore.stage import (
     backend_family,
     backend_status,
     cache_for,
-    cache_root,
     cost_path,
     evaluation_backends,
+    load_evaluation_sets,
     make_restorer,
     preview_subset,
     profile_backends,
-    restoration_store,
+    record_evaluation_variants,
     restoration_subset,
     restoration_timings,
     restore_imageset,
@@ -38,9 +39,9 @@ from emolib.restore.stats import image_stats, laplacian_variance, rms_contrast
 __all__ = [
     "ClassicalRestorer", "GFPGANRestorer", "ImageCache", "RealESRGANRestorer", "Restorer",
     "RestorerUnavailable", "backend_available", "backend_family", "backend_status",
-    "build_gfpgan_net", "cache_for", "cache_root", "cost_path", "evaluation_backends",
+    "build_gfpgan_net", "cache_for", "cost_path", "evaluation_backends",
     "image_stats", "laplacian_variance", "make_restorer", "preview_subset", "profile_backends",
-    "restoration_store", "restoration_subset", "restoration_timings", "restore_images",
+    "load_evaluation_sets", "record_evaluation_variants", "restoration_subset", "restoration_timings", "restore_images",
     "restore_imageset", "rms_contrast", "variant_name",
 ]
 

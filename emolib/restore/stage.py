@@ -18,16 +18,16 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from emolib import catalog
 from emolib.config import Profile, config_hash
-from emolib.cost import COST_FILE, CostRecorder, read_cost_records
-from emolib.data import ImageSet, image_hash, stratified_subsample
-from emolib.paths import stage_dir
+from emolib.data import ImageSet, image_hash
+from emolib.devices import resolve_device
+from emolib.recorder import COST_FILE, CostRecorder, read_cost_records
 from emolib.restore.base import Restorer, RestorerUnavailable
 from emolib.restore.cache import ImageCache
 from emolib.restore.classical import RESAMPLE, ClassicalRestorer
 from emolib.restore.gfpgan import WEIGHT_FILES, GFPGANRestorer, gfpgan_status
 from emolib.restore.realesrgan import MODELS, RealESRGANRestorer, realesrgan_status
-from emolib.store import StageStore
 
 STAGE = "restoration"
 CLASSICAL = (*RESAMPLE, "lanczos-unsharp")
@@ -43,14 +43,6 @@ def backend_family(backend: str) -> str:
             return family
     known = ["none", *CLASSICAL, *MODELS, *WEIGHT_FILES]
     raise ValueError(f"unknown restoration backend {backend!r}; known: {known}")
-
-
-def resolve_device(device: str) -> str:
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
 
 
 def _make_classical(backend: str, profile: Profile) -> Restorer:
@@ -124,15 +116,9 @@ def make_restorer(backend: str, profile: Profile) -> Restorer:
 
 # ----------------------------------------------------------------------------- subsets
 def restoration_subset(image_set: ImageSet, profile: Profile) -> ImageSet:
-    """The evaluation subset: the images of ``restoration.splits``, each split cut to
-    ``restoration.eval_size`` images stratified by class with ``profile.seed`` (null: all).
-    The same call with the same profile always gives the same rows."""
-    cfg = profile.restoration
-    present = [s for s in cfg.splits if s in set(image_set.splits)]
-    if not present:
-        return image_set.subset(np.zeros(len(image_set), bool))
-    chosen = image_set.split(*present)
-    return stratified_subsample(chosen, {s: cfg.eval_size for s in present}, seed=profile.seed)
+    """The evaluation subset (``catalog.fer_eval_name``, stored by notebook 01): the faces
+    the restoration, CNN and VLM stages all score."""
+    return catalog.select_subset(image_set, profile, catalog.fer_eval_name(profile))
 
 
 def preview_subset(image_set: ImageSet, profile: Profile) -> ImageSet:
@@ -147,27 +133,16 @@ def preview_subset(image_set: ImageSet, profile: Profile) -> ImageSet:
 
 
 # ----------------------------------------------------------------------------- stage
-def restoration_store(profile: Profile) -> StageStore:
-    """``results/<profile>/restoration/<hash of the restoration config>/``: notebook 02's
-    meta.json (which variants of the evaluation subset it restored)."""
-    return StageStore(profile, STAGE, profile.restoration)
-
-
-def cache_root(profile: Profile) -> Path:
-    """``results/<profile>/restoration/image_cache/``: one folder per backend+settings, and
-    ``cost.jsonl``, the timing of every run (it lives beside the images it paid for, so a
-    config change that reuses cached images still finds their cost)."""
-    return stage_dir(profile.name, STAGE, "image_cache")
-
-
 def cost_path(profile: Profile) -> Path:
-    return cache_root(profile) / COST_FILE
+    """The cost records of every restoration run, beside the per-image cache they paid for
+    (a config change that reuses cached images still finds their cost)."""
+    return catalog.restoration_cache_dir(profile) / COST_FILE
 
 
 def cache_for(restorer: Restorer, profile: Profile) -> ImageCache:
     """The per-image cache of one backend+settings (shared by every config of the profile)."""
     key = f"{restorer.backend}-{config_hash(restorer.backend, restorer.settings())}"
-    return ImageCache(cache_root(profile) / key)
+    return ImageCache(catalog.restoration_cache_dir(profile) / key)
 
 
 def variant_name(backend: str, output_size: int) -> str:
@@ -191,10 +166,10 @@ def restore_imageset(image_set: ImageSet, backend: str, profile: Profile,
     out: list[np.ndarray | None] = [cache.get(k, (size, size, *img.shape[2:]))
                                     for k, img in zip(keys, inputs, strict=True)]
     todo = [i for i, img in enumerate(out) if img is None]
-    recorder = CostRecorder(cache_root(profile), STAGE, profile.cost.sample_interval_s)
-    with recorder.phase("preprocess", model=backend, items=len(todo), n_images=len(inputs),
+    recorder = CostRecorder(catalog.restoration_cache_dir(profile), STAGE, profile.cost.sample_interval_s)
+    with recorder.phase("preprocess", model=backend, items=0, n_images=len(inputs),
                         cache_hits=len(inputs) - len(todo), corrupt_recomputed=cache.corrupt,
-                        output_size=size, variant=variant_name(backend, size)):
+                        output_size=size, variant=variant_name(backend, size)) as handle:
         step = max(1, profile.restoration.batch_size)
         batches = [todo[i:i + step] for i in range(0, len(todo), step)]
         bar = tqdm(total=len(todo), desc=f"restore {backend}", disable=not progress or not todo)
@@ -205,8 +180,29 @@ def restore_imageset(image_set: ImageSet, backend: str, profile: Profile,
                     cache.put(keys[i], img)
                     out[i] = img
                 bar.update(len(batch))
+                handle.items += len(batch)  # a killed run counts only the images it cached
     pixels = np.stack(out) if out else np.zeros((0, size, size), np.uint8)
     return image_set.with_pixels(pixels, variant_name(backend, size))
+
+
+def record_evaluation_variants(profile: Profile, variants: pd.DataFrame) -> None:
+    """Notebook 02's record of which backends restored the evaluation subset (backend,
+    available, variant, images, reason): what notebooks 03 and 04 then load."""
+    catalog.restoration_store(profile).write_meta(evaluation_variants=variants.to_dict("records"))
+
+
+def load_evaluation_sets(profile: Profile, faces: ImageSet) -> tuple[dict[str, ImageSet], pd.DataFrame]:
+    """The restored variants of the evaluation subset that notebook 02 made (``{backend:
+    ImageSet}``, read from the per-image cache), and their status table (backend, available,
+    variant, images, reason). MissingUpstream naming notebook 02 when it has not run."""
+    store = catalog.restoration_store(profile)
+    if not store.is_complete():
+        raise catalog.missing("the restored evaluation subset", "restoration", profile, store.meta_path)
+    status = pd.DataFrame(store.read_meta()["evaluation_variants"])
+    subset = restoration_subset(faces, profile)
+    restored = {row.backend: restore_imageset(subset, row.backend, profile, progress=False)
+                for row in status.itertuples() if row.available and row.backend != "none"}
+    return restored, status
 
 
 def restoration_timings(profile: Profile) -> pd.DataFrame:

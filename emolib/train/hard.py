@@ -5,8 +5,10 @@ is hard when the probe is wrong on it or gives its true class p < ``cnn.hard_thr
 Probe: multinomial logistic regression on standardised hand-made features, HOG of the gray
 image for faces (48 px), HOG of a 64 px gray copy plus a 4x4x4 HSV colour histogram for
 Emotion6. Faces are mined over the test pool (PublicTest + PrivateTest, what the VLM
-notebooks evaluate); Emotion6 over all its images. ``load_hard_subset(profile, dataset)``
-returns the hard ids (computed once, then read from the ``hard`` stage folder).
+notebooks evaluate); Emotion6 over all its images. The named subsets ``fer_hard`` and
+``emotion6_hard`` (``emolib.catalog``) are the hard images inside the evaluation draws
+(``fer_eval_<n>``, ``emotion6_eval_<n>``) that every model scores, so CNNs and VLMs are
+compared on the same hard ids.
 """
 
 from __future__ import annotations
@@ -20,12 +22,15 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from tqdm.auto import tqdm
 
+from emolib import catalog
 from emolib.config import Profile
-from emolib.cost import CostRecorder
 from emolib.data import ImageSet
-from emolib.store import StageStore, write_parquet
+from emolib.recorder import CostRecorder
+from emolib.store import write_parquet
 
 DATASETS = ("fer2013", "emotion6")
+SUBSET_OF = {dataset: name for name, dataset in catalog.HARD_DATASETS.items()}
+EVAL_OF = {"fer2013": catalog.fer_eval_name, "emotion6": catalog.emotion6_eval_name}
 FACE_SPLITS = ("public_test", "private_test")
 
 
@@ -95,19 +100,13 @@ def hard_table(image_set: ImageSet, proba: np.ndarray, threshold: float) -> pd.D
                          "hard": (y_pred != y) | (p_true < threshold)})
 
 
-def hard_store(profile: Profile, dataset: str) -> StageStore:
-    cfg = profile.cnn
-    return StageStore(profile, "hard", dataset, cfg.hard_threshold, cfg.hard_folds, profile.data,
-                      profile.seed)
-
-
 def mine_hard_subset(profile: Profile, dataset: str) -> pd.DataFrame:
     """Mine (or read) the hard table of ``dataset`` (``fer2013`` or ``emotion6``)."""
     if dataset not in DATASETS:
         raise ValueError(f"unknown dataset {dataset!r}; hard subsets exist for {DATASETS}")
-    store = hard_store(profile, dataset)
+    store = catalog.hard_store(profile, dataset)
     path = store.path("hard.parquet")
-    if path.is_file():
+    if path.is_file() and store.is_complete():
         return pd.read_parquet(path)
     from emolib.data import load_evoked, load_faces
 
@@ -120,15 +119,13 @@ def mine_hard_subset(profile: Profile, dataset: str) -> pd.DataFrame:
                                   profile.cnn.hard_folds, profile.seed)
     table = hard_table(image_set, proba, profile.cnn.hard_threshold)
     write_parquet(path, table)
+    name = SUBSET_OF[dataset]
+    within = set(catalog.subset_ids(profile, EVAL_OF[dataset](profile)))
+    hard_ids = table.loc[table["hard"] & table["image_id"].isin(within), "image_id"].to_numpy()
+    catalog.write_stage_subset(store, name, image_set.name, hard_ids)
     store.write_meta(n=len(table), n_hard=int(table["hard"].sum()),
                      probe_accuracy=float((table["y_pred"] == table["y_true"]).mean()))
     return table
-
-
-def load_hard_subset(profile: Profile, dataset: str) -> np.ndarray:
-    """(m,) str ids of the hard images of ``dataset`` for this profile (mined if missing)."""
-    table = mine_hard_subset(profile, dataset)
-    return table.loc[table["hard"], "image_id"].to_numpy()
 
 
 def hard_subset_summary(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -190,12 +191,14 @@ def _copy_state(model: nn.Module) -> dict[str, torch.Tensor]:
 
 def train_classifier(model: nn.Module, train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray,
                      val_y: np.ndarray, s: TrainSettings, checkpoint: Path | None = None,
-                     stop_after_epoch: int | None = None, progress: bool = True) -> TrainResult:
+                     stop_after_epoch: int | None = None, progress: bool = True,
+                     on_epoch: Callable[[dict[str, float]], None] | None = None) -> TrainResult:
     """Train ``model`` in place and leave it with its best (highest val_acc) weights.
 
     train_x/val_x: uint8 (n, H, W); train_y/val_y: int64 (n,). With ``checkpoint``, resume
     from it when it exists and save it after every epoch. ``stop_after_epoch`` ends the run
-    after that many epochs as an interruption would (the checkpoint is kept).
+    after that many epochs as an interruption would (the checkpoint is kept). ``on_epoch(row)``
+    is called after each epoch trained in this call (the cost recorder counts images with it).
     """
     model.to(s.device).to(memory_format=torch.channels_last)
     x, y = torch.as_tensor(train_x), torch.as_tensor(train_y, dtype=torch.int64)
@@ -219,6 +222,8 @@ def train_classifier(model: nn.Module, train_x: np.ndarray, train_y: np.ndarray,
         row["seconds"] = time.perf_counter() - t0
         row["images_per_s"] = len(x) / row["seconds"]
         result.history.append(row)
+        if on_epoch is not None:
+            on_epoch(row)
         if row["val_acc"] > result.best_val_acc:
             result.best_val_acc, result.best_epoch = row["val_acc"], epoch + 1
             best_state, bad_epochs = _copy_state(model), 0
@@ -233,6 +238,13 @@ def train_classifier(model: nn.Module, train_x: np.ndarray, train_y: np.ndarray,
                 "bad_epochs": bad_epochs, "result": asdict(result), "settings": asdict(s)})
     model.load_state_dict(best_state)
     return result
+
+
+def checkpoint_epoch(checkpoint: Path) -> int:
+    """The epochs a checkpoint has finished (0 when there is none): where a resume starts."""
+    if not Path(checkpoint).is_file():
+        return 0
+    return int(torch.load(checkpoint, map_location="cpu", weights_only=True)["epoch"])
 
 
 def model_output_size(model: nn.Module) -> int:

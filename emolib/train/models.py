@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
 from torch import nn
 from torchvision import models as tvm
 from torchvision.models import efficientnet as tv_eff
@@ -119,8 +118,3 @@ def load_imagenet_weights(model: nn.Module, name: str) -> WeightsStatus:
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
-
-
-def dummy_forward(model: nn.Module, in_channels: int, size: int, batch: int = 2) -> torch.Tensor:
-    """Logits of a random batch (batch, in_channels, size, size): a shape check."""
-    return model(torch.randn(batch, in_channels, size, size))

@@ -4,14 +4,13 @@ A backend is built from a ``ModelSpec`` (``"clip:ViT-B-32/openai"``, ``"hf:Qwen/
 ``"openai:gpt-4o"``, ``"recorded:gpt4v"``). ``load_backend`` returns a ready backend or raises
 ``ModelUnavailable`` with the reason (weights not cached, endpoint unreachable, no API key);
 ``model_status`` turns that into a row of the status table. Backends answer
-``predict(image_set, label_set, prompt, variant)`` with a predictions table
+``predict(image_set, label_set, prompt, prompt_name)`` with a predictions table
 (``emolib.predictions.COLUMNS``), going through a ``ResponseCache`` so that a rerun makes no
 model calls.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -21,9 +20,10 @@ import pandas as pd
 from emolib.config import VLMConfig
 from emolib.data import ImageSet
 from emolib.labels import LabelSet
-from emolib.predictions import make_predictions
+from emolib.predictions import image_columns, make_predictions
 
 RANDOM_FLAG = "random weights — measures nothing"
+DEFAULT_PROMPT = "default"  # the stage's own prompt (templates.yaml); variants are named in emolib.prompts
 AVAILABLE, UNAVAILABLE = "available", "unavailable"
 
 
@@ -64,7 +64,7 @@ class Backend(Protocol):
     spec: ModelSpec
 
     def predict(self, image_set: ImageSet, label_set: LabelSet, prompt: str | tuple[str, ...] | None,
-                variant: str) -> pd.DataFrame: ...
+                prompt_name: str) -> pd.DataFrame: ...
 
 
 BACKEND_NAMES = ("clip", "hf", "openai", "recorded")
@@ -78,25 +78,46 @@ def model_specs(config: VLMConfig) -> list[ModelSpec]:
             + [ModelSpec("recorded", m) for m in config.recorded])
 
 
-LOADERS = {"clip": ("emolib.vlm.clip", "load_clip_backend"), "hf": ("emolib.vlm.hf", "load_hf_backend"),
-           "openai": ("emolib.vlm.openai_api", "load_openai_backend"),
-           "recorded": ("emolib.vlm.recorded", "load_recorded_backend")}
+def _load_clip(spec: ModelSpec, config: VLMConfig, cache, device: str, weights: str) -> Backend:
+    from emolib.vlm.clip import load_clip_backend
+
+    return load_clip_backend(spec, config, cache=cache, device=device, weights=weights)
 
 
-def _loader(backend: str) -> Callable:
-    """The backend's loader, imported on first use (torch/transformers only when needed)."""
-    module, name = LOADERS[backend]
-    return getattr(importlib.import_module(module), name)
+def _load_hf(spec: ModelSpec, config: VLMConfig, cache, device: str, weights: str) -> Backend:
+    from emolib.vlm.hf import load_hf_backend
+
+    return load_hf_backend(spec, config, cache=cache, device=device, weights=weights)
 
 
-def load_backend(spec: ModelSpec | str, config: VLMConfig, cache=None, device: str = "cpu") -> Backend:
-    """A ready backend for ``spec``; raises ``ModelUnavailable`` with the reason."""
+def _load_openai(spec: ModelSpec, config: VLMConfig, cache, device: str, weights: str) -> Backend:  # no weights here
+    from emolib.vlm.openai_api import load_openai_backend
+
+    return load_openai_backend(spec, config, cache=cache, device=device)
+
+
+def _load_recorded(spec: ModelSpec, config: VLMConfig, cache, device: str, weights: str) -> Backend:  # no weights here
+    from emolib.vlm.recorded import load_recorded_backend
+
+    return load_recorded_backend(spec, config, cache=cache, device=device)
+
+
+# each backend's loader, imported on first use (torch and transformers only when needed)
+LOADERS: dict[str, Callable[..., Backend]] = {"clip": _load_clip, "hf": _load_hf, "openai": _load_openai,
+                                              "recorded": _load_recorded}
+
+
+def load_backend(spec: ModelSpec | str, config: VLMConfig, cache=None, device: str = "cpu",
+                 weights: str = "auto") -> Backend:
+    """A ready backend for ``spec``; raises ``ModelUnavailable`` with the reason. ``weights``
+    is the profile's ``weights`` setting: ``auto`` fetches missing weights on first use,
+    ``offline`` never downloads (a missing model is unavailable with the fetch command)."""
     spec = ModelSpec.parse(spec) if isinstance(spec, str) else spec
-    return _loader(spec.backend)(spec, config, cache=cache, device=device)
+    return LOADERS[spec.backend](spec, config, cache, device, weights)
 
 
 def model_status(spec: ModelSpec, config: VLMConfig, device: str = "cpu",
-                 loaded: dict[str, Backend] | None = None) -> dict[str, str]:
+                 loaded: dict[str, Backend] | None = None, weights: str = "auto") -> dict[str, str]:
     """One status row: backend, model, status (available | unavailable), reason, note.
 
     A backend that loads is kept in ``loaded`` (keyed by ``str(spec)``) for reuse.
@@ -104,7 +125,7 @@ def model_status(spec: ModelSpec, config: VLMConfig, device: str = "cpu",
     row = {"backend": spec.backend, "model": spec.model, "status": AVAILABLE, "reason": "",
            "note": spec.note}
     try:
-        backend = load_backend(spec, config, device=device)
+        backend = load_backend(spec, config, device=device, weights=weights)
     except ModelUnavailable as err:
         row.update(status=UNAVAILABLE, reason=str(err))
         return row
@@ -121,13 +142,13 @@ def status_table(config: VLMConfig, device: str = "cpu",
 
 
 def predict(backend_model: ModelSpec | str | Backend, image_set: ImageSet, label_set: LabelSet,
-            prompt: str | tuple[str, ...] | None = None, variant: str = "base",
+            prompt: str | tuple[str, ...] | None = None, prompt_name: str = DEFAULT_PROMPT,
             config: VLMConfig | None = None, cache=None, device: str = "cpu") -> pd.DataFrame:
     """Predictions table of one model on ``image_set`` over ``label_set``.
 
     ``prompt``: for CLIP a tuple of templates with ``{c}`` (default: the label set's set in
     prompts.yaml); for generative backends the full prompt text (default: the label set's
-    JSON classification prompt). ``variant`` is written into the table's ``variant`` column.
+    JSON classification prompt). ``prompt_name`` is written into the table's ``prompt`` column.
     Responses go through ``cache`` (a ``ResponseCache``) keyed by backend, model, prompt
     text, image hash and generation settings.
     """
@@ -135,10 +156,10 @@ def predict(backend_model: ModelSpec | str | Backend, image_set: ImageSet, label
         backend_model = load_backend(backend_model, config or VLMConfig(), cache=cache, device=device)
     elif cache is not None:
         backend_model.cache = cache
-    return backend_model.predict(image_set, label_set, prompt, variant)
+    return backend_model.predict(image_set, label_set, prompt, prompt_name)
 
 
-def answer_table(image_set: ImageSet, label_set: LabelSet, spec: ModelSpec, variant: str,
+def answer_table(image_set: ImageSet, label_set: LabelSet, spec: ModelSpec, prompt_name: str,
                  answers: list[str | None], latency_s: list[float], errors: list[str | None],
                  embedder=None, threshold: float = 0.6) -> pd.DataFrame:
     """Predictions table of free-text answers (one per image, in image-set order).
@@ -146,16 +167,15 @@ def answer_table(image_set: ImageSet, label_set: LabelSet, spec: ModelSpec, vari
     ``errors[i]`` set: the call failed after its retries -> ``parse_status == "error"``,
     ``y_pred == -1`` and the error text in ``raw_response``. Else the answer is parsed with
     ``parse_answer`` (unparseable answers stay in the table with ``y_pred == -1``).
+    ``seed`` is 0: decoding is greedy, nothing is drawn at random.
     """
     from emolib.vlm.parse import parse_answer
 
-    n = len(image_set)
     parsed = [None if err else parse_answer(ans, label_set, embedder, threshold)
               for ans, err in zip(answers, errors, strict=True)]
     return make_predictions(
-        image_id=image_set.ids, split=image_set.splits, dataset=[image_set.name] * n,
-        label_set=[label_set.name] * n, y_true=image_set.labels,
-        y_pred=[-1 if p is None else p.label for p in parsed], model=[spec.model] * n,
-        backend=[spec.backend] * n, variant=[variant] * n,
+        **image_columns(image_set) | {"label_set": label_set.name},
+        y_pred=[-1 if p is None else p.label for p in parsed], model=spec.model,
+        backend=spec.backend, prompt=prompt_name, seed=0,
         raw_response=[err or ans for ans, err in zip(answers, errors, strict=True)],
         parse_status=["error" if p is None else p.status for p in parsed], latency_s=latency_s)

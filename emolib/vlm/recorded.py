@@ -27,6 +27,8 @@ import pandas as pd
 
 from emolib.config import VLMConfig
 from emolib.data import ImageSet, attach_ferplus
+from emolib.data.ferplus import load_kaggle_link
+from emolib.data.imageset import DataError
 from emolib.labels import LabelSet, get_label_set
 from emolib.paths import resolve_data_path
 from emolib.predictions import NO_PREDICTION, make_predictions
@@ -36,6 +38,7 @@ from emolib.vlm.parse import parse_answer
 RECORDED_DIR = "recorded"
 DATASETS = ("ferplus", "artphoto", "abstract")
 SENTIMENTS = ("negative", "positive")
+ANSWER_COLUMNS = ("name", "gt", "gpt4v")  # *_predictions.csv: image name, truth, ranked answer
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,22 @@ def recorded_dir(model: str) -> Path:
     return resolve_data_path(RECORDED_DIR) / model
 
 
+def read_recorded_csv(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
+    """A recorded-answers CSV holding at least ``columns``: a DataError naming the file, the
+    missing columns and the expected ones otherwise (a missing file: FileNotFoundError)."""
+    try:
+        frame = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise DataError(f"{path} is not a readable CSV ({err}); expected columns {list(columns)}") from err
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise DataError(
+            f"{path}: missing column(s) {missing}; expected {list(columns)}, found {list(frame.columns)}. "
+            "Recorded answers are CSVs of name, gt and the model's ranked labels (README: recorded/)."
+        )
+    return frame
+
+
 def first_ranked(answer: str | float | None) -> str | None:
     """The first item of a comma-separated ranked list ('' or NaN -> None)."""
     if not isinstance(answer, str) or not answer.strip():
@@ -63,7 +82,7 @@ def first_ranked(answer: str | float | None) -> str | None:
 def ferplus_test_faces(ferplus_dir: Path) -> ImageSet:
     """FER-2013 PrivateTest rows as a lazy ImageSet (no pixels decoded) with FER+ attached,
     built from ``kaggle_to_ferplus.csv``: enough to join and label recorded answers."""
-    link = pd.read_csv(ferplus_dir / "kaggle_to_ferplus.csv")
+    link, _ = load_kaggle_link(ferplus_dir)  # the FER+ folder's copy, else the one shipped with emolib
     link = link[link["kaggle_path"].str.contains("PrivateTest_")].reset_index(drop=True)
     fer7 = get_label_set("fer7")
     return attach_ferplus(ImageSet(
@@ -77,10 +96,11 @@ def ferplus_test_faces(ferplus_dir: Path) -> ImageSet:
 def load_recorded_ferplus(model: str = "gpt4v", faces: ImageSet | None = None,
                           ferplus_dir: str | Path = "fer2013/ferplus") -> RecordedSet:
     """Recorded FER+ answers joined to FER-2013 PrivateTest (see module docstring)."""
-    answers = pd.read_csv(recorded_dir(model) / "ferplus_predictions.csv")
+    answers = read_recorded_csv(recorded_dir(model) / "ferplus_predictions.csv", ANSWER_COLUMNS)
     faces = faces if faces is not None else ferplus_test_faces(resolve_data_path(ferplus_dir))
     meta = faces.meta.assign(image_id=faces.ids, split=faces.splits)
-    meta = meta[meta["ferplus_name"].notna()].drop_duplicates("ferplus_name")
+    meta = meta[meta["ferplus_name"].notna()]
+    meta = meta[~meta["ferplus_name"].duplicated(keep=False)]  # one name, two faces: ambiguous, not joined
     joined = answers.merge(meta[["ferplus_name", "image_id", "split", "ferplus_label"]],
                            left_on="name", right_on="ferplus_name", how="left")
     matched = joined["image_id"].notna() & (joined["ferplus_label"].fillna(-1) >= 0)
@@ -96,8 +116,9 @@ def load_recorded_ferplus(model: str = "gpt4v", faces: ImageSet | None = None,
 def load_recorded_evoked(dataset: str, model: str = "gpt4v") -> RecordedSet:
     """Recorded ArtPhoto/Abstract answers with fine labels (mikels8) joined by name."""
     folder = recorded_dir(model)
-    answers = pd.read_csv(folder / f"{dataset}_predictions.csv")
-    fine = pd.read_csv(folder / f"{dataset}_labels.csv")[["name", "gt"]].rename(columns={"gt": "fine"})
+    answers = read_recorded_csv(folder / f"{dataset}_predictions.csv", ANSWER_COLUMNS)
+    fine = read_recorded_csv(folder / f"{dataset}_labels.csv", ("name", "gt"))[["name", "gt"]]
+    fine = fine.rename(columns={"gt": "fine"})
     mikels = get_label_set("mikels8")
     joined = answers.merge(fine.drop_duplicates("name"), on="name", how="left")
     y_true = np.array([mikels.index(w) if isinstance(w, str) else -1 for w in joined["fine"]])
@@ -111,19 +132,32 @@ def load_recorded_evoked(dataset: str, model: str = "gpt4v") -> RecordedSet:
     return RecordedSet(dataset, mikels, frame, int((~matched).sum()))
 
 
-def recorded_predictions(recorded: RecordedSet, model: str = "gpt4v", variant: str = "recorded",
-                         embedder=None, threshold: float = 0.6) -> pd.DataFrame:
-    """The predictions table of recorded answers: top-1 of each ranked list, parsed."""
+# the images each recorded file answered: FER+ names FER-2013 PrivateTest faces
+IMAGE_SETS = {"ferplus": "fer2013", "artphoto": "artphoto", "abstract": "abstract"}
+RECORDED_PROMPT = "recorded"  # the prompt of the study that recorded the answers
+
+
+def recorded_subset_name(recorded: RecordedSet, model: str) -> str:
+    """The named subset of the images a recorded file answered (``emolib.catalog``):
+    ``fer_private_gpt4v`` for FER+, ``artphoto_gpt4v``, ``abstract_gpt4v``."""
+    return f"fer_private_{model}" if recorded.dataset == "ferplus" else f"{recorded.dataset}_{model}"
+
+
+def recorded_predictions(recorded: RecordedSet, model: str = "gpt4v", embedder=None,
+                         threshold: float = 0.6) -> pd.DataFrame:
+    """The predictions table of recorded answers: top-1 of each ranked list, parsed. The
+    ``dataset`` column names the images (FER+ answers: ``fer2013``), ``label_set`` the labels
+    (``ferplus8``: truth is the FER+ plurality), ``subset`` the recorded coverage."""
     parsed = [parse_answer(first_ranked(a), recorded.label_set, embedder, threshold)
               for a in recorded.frame["raw_response"]]
-    n = len(parsed)
     return make_predictions(
         image_id=recorded.frame["image_id"], split=recorded.frame["split"],
-        dataset=[recorded.dataset] * n, label_set=[recorded.label_set.name] * n,
+        dataset=IMAGE_SETS[recorded.dataset], label_set=recorded.label_set.name,
         y_true=recorded.frame["y_true"], y_pred=[p.label if p.label >= 0 else NO_PREDICTION for p in parsed],
-        model=[model] * n, backend=["recorded"] * n, variant=[variant] * n,
+        model=model, backend="recorded", restoration="none", prompt=RECORDED_PROMPT, seed=0,
+        subset=recorded_subset_name(recorded, model),
         raw_response=[a if isinstance(a, str) else None for a in recorded.frame["raw_response"]],
-        parse_status=[p.status for p in parsed], latency_s=[np.nan] * n)
+        parse_status=[p.status for p in parsed], latency_s=np.nan)
 
 
 def sentiment_frame(recorded: RecordedSet, predictions: pd.DataFrame) -> pd.DataFrame:

@@ -1,4 +1,4 @@
-"""Prompt templates of the VLM stage, read from ``emolib/prompts.yaml`` (data, not code).
+"""Prompt templates of the VLM stage, read from ``emolib/vlm/templates.yaml`` (data, not code).
 
 API (stable; the prompt study of notebook 05 builds on it):
 
@@ -25,7 +25,7 @@ import yaml
 
 from emolib.labels import LabelSet
 
-TEMPLATES_FILE = Path(__file__).resolve().parent.parent / "prompts.yaml"
+TEMPLATES_FILE = Path(__file__).resolve().parent / "templates.yaml"
 
 
 @lru_cache(maxsize=4)

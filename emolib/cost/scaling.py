@@ -1,20 +1,20 @@
-"""What a model costs by construction and by measurement: parameters, FLOPs, scaling.
+"""How inference time grows with the number of images (notebook 06).
 
-- ``count_parameters`` / ``count_flops``: parameter count and forward FLOPs of a torch model
-  (``torch.utils.flop_counter.FlopCounterMode``: a multiply-add counts as 2 FLOPs; convolution,
-  matmul and attention are counted, element-wise ops such as BatchNorm and ReLU are not).
-  Models are built on the ``meta`` device, so no weights and no memory are needed: both
-  numbers depend on the architecture and the input size only.
-- ``build_cnn`` / ``build_clip``: the architectures of notebooks 03 and 04, for counting and
-  for timing (random weights time the same as trained ones).
-- ``measure_scaling`` times a full inference run (load the model from a checkpoint,
-  preprocess, forward) at several data sizes; ``fit_scaling`` fits
-  ``wall_s = overhead_s + per_image_s * n`` by least squares and reports its quality.
+- ``scaling_targets(profile)``: which models can be timed here, and why not for the others.
+  CNNs always can (random weights time like trained ones); a VLM only when notebook 04's
+  loader can load it (weights cached, or random weights allowed by the smoke profile).
+- ``measure_profile_scaling(profile)``: each target timed at ``cost.scaling_sizes`` images
+  (load from a checkpoint + preprocess + forward), cached per model in the ``cost`` stage
+  folder (``emolib.catalog.cost_store``) so that an interrupted run resumes and a rerun
+  measures nothing.
+- ``fit_scaling`` fits ``wall_s = overhead_s + per_image_s * n`` by least squares and
+  reports its quality.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -24,97 +24,19 @@ import pandas as pd
 import torch
 from scipy import stats
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 from tqdm.auto import tqdm
 
-from emolib.cost import CostRecorder
-
-CNN_ARCHS = ("resnet50", "efficientnet_b0", "vgg19_bn", "resnet18", "mobilenet_v3_small")
-
-
-# ----------------------------------------------------------------------------- counting
-def count_parameters(model: nn.Module) -> dict[str, int]:
-    """``{"params": all, "trainable_params": requires_grad}`` (shared tensors counted once)."""
-    unique = {id(p): p for p in model.parameters()}.values()
-    return {"params": int(sum(p.numel() for p in unique)),
-            "trainable_params": int(sum(p.numel() for p in unique if p.requires_grad))}
+from emolib import catalog
+from emolib.config import Profile
+from emolib.cost.counting import build_study_cnn
+from emolib.data import make_synthetic_faces
+from emolib.labels import get_label_set
+from emolib.recorder import CostRecorder
+from emolib.store import StageStore, write_parquet
+from emolib.train.models import in_channels_of
+from emolib.vlm.base import ModelSpec, ModelUnavailable, load_backend
 
 
-def count_flops(forward: Callable[[], object]) -> int:
-    """FLOPs of one call of ``forward()`` (a closure over model and inputs), as counted by
-    ``FlopCounterMode`` (2 per multiply-add). Works on meta tensors."""
-    with FlopCounterMode(display=False) as counter, torch.no_grad():
-        forward()
-    return int(counter.get_total_flops())
-
-
-def flops_per_image(model: nn.Module, input_shape: tuple[int, int, int]) -> int:
-    """Forward FLOPs for one image of ``input_shape`` = (C, H, W), on the model's device."""
-    device = next(iter(model.parameters())).device
-    x = torch.empty((1, *input_shape), device=device)
-    model.eval()
-    return count_flops(lambda: model(x))
-
-
-# ----------------------------------------------------------------------------- architectures
-def build_cnn(name: str, num_classes: int = 7, in_channels: int = 1,
-              device: str | torch.device = "cpu") -> nn.Module:
-    """A torchvision ``name`` with random weights, ``num_classes`` outputs and a first
-    convolution taking ``in_channels`` (1 for the gray stem of notebook 03)."""
-    import torchvision
-
-    with torch.device(device):
-        model = getattr(torchvision.models, name)(weights=None, num_classes=num_classes)
-        if in_channels != 3:
-            _replace_first_conv(model, in_channels)
-    return model
-
-
-def _replace_first_conv(model: nn.Module, in_channels: int) -> None:
-    for parent in model.modules():
-        for child_name, child in parent.named_children():
-            if isinstance(child, nn.Conv2d) and child.in_channels == 3:
-                setattr(parent, child_name, nn.Conv2d(
-                    in_channels, child.out_channels, child.kernel_size, child.stride,
-                    child.padding, bias=child.bias is not None, device=child.weight.device))
-                return
-    raise ValueError("no 3-channel Conv2d found to adapt")
-
-
-def build_clip(spec: str, device: str | torch.device = "cpu") -> tuple[nn.Module, int]:
-    """Architecture of a CLIP spec ``"ARCH/pretrained"`` with random weights, and its image
-    size. Loading the pretrained weights is notebook 04's business; counting needs none."""
-    import open_clip
-
-    arch = spec.split("/")[0]
-    model = open_clip.create_model(arch, pretrained=None, device=device)
-    size = model.visual.image_size
-    return model, int(size[0] if isinstance(size, tuple | list) else size)
-
-
-def cnn_cost_row(name: str, input_size: int, in_channels: int, num_classes: int = 7) -> dict:
-    """Parameters and FLOPs per image of a CNN at the evaluated input size."""
-    model = build_cnn(name, num_classes, in_channels, device="meta")
-    shape = (in_channels, input_size, input_size)
-    return {"model": name, "family": "cnn", "input": "x".join(map(str, shape)),
-            **count_parameters(model), "flops_per_image": flops_per_image(model, shape),
-            "flops_method": "torch FlopCounterMode"}
-
-
-def clip_cost_row(spec: str, n_classes: int = 7, context_length: int = 77) -> dict:
-    """CLIP: image-encoder parameters and FLOPs per image (the per-image cost of zero-shot),
-    and the one-off FLOPs of encoding ``n_classes`` text prompts."""
-    model, size = build_clip(spec, device="meta")
-    x = torch.empty((1, 3, size, size), device="meta")
-    tokens = torch.zeros((n_classes, context_length), dtype=torch.long, device="meta")
-    return {"model": spec, "family": "clip", "input": f"3x{size}x{size}",
-            **count_parameters(model), "image_params": count_parameters(model.visual)["params"],
-            "flops_per_image": count_flops(lambda: model.encode_image(x)),
-            "flops_text_once": count_flops(lambda: model.encode_text(tokens)),
-            "flops_method": "torch FlopCounterMode"}
-
-
-# ----------------------------------------------------------------------------- scaling
 def make_image_runner(build: Callable[[str], nn.Module], checkpoint: Path,
                       input_shape: tuple[int, int, int], batch_size: int,
                       forward: Callable[[nn.Module, torch.Tensor], object] | None = None,
@@ -251,3 +173,88 @@ def fit_scaling(frame: pd.DataFrame, time_col: str = "wall_s") -> pd.DataFrame:
             "max_rel_residual": float(np.max(np.abs(t - pred) / t)),
         })
     return pd.DataFrame(rows)
+# ----------------------------------------------------------------------------- targets
+def scaling_targets(profile: Profile) -> pd.DataFrame:
+    """Rows (target, family, status, reason) for every model the profile could time."""
+    wanted = profile.cost.scaling_models
+    rows = [{"target": f"cnn:{m}", "family": "cnn", "status": "available",
+             "reason": "random weights (timing does not depend on them)"}
+            for m in profile.cnn.models]
+    rows += _vlm_target_rows(profile)
+    frame = pd.DataFrame(rows, columns=["target", "family", "status", "reason"])
+    if wanted is not None:
+        frame = frame[frame["target"].isin(wanted)].reset_index(drop=True)
+    return frame
+
+
+def _vlm_target_rows(profile: Profile) -> list[dict]:
+    rows = []
+    for spec in [ModelSpec("clip", m) for m in profile.vlm.clip_models] + [
+            ModelSpec("hf", m) for m in profile.vlm.hf_models]:
+        row = {"target": str(spec), "family": spec.backend, "status": "available",
+               "reason": spec.note}
+        try:
+            load_backend(spec, profile.vlm, cache=None, weights=profile.weights)
+        except (ModelUnavailable, ImportError, KeyError) as err:
+            row.update(status="unavailable", reason=str(err))
+        rows.append(row)
+    return rows
+
+
+def _vlm_runner(profile: Profile, target: str) -> Callable[[int], None]:
+    """``run(n)``: load the backend (no response cache) and predict ``n`` synthetic faces."""
+    faces = make_synthetic_faces(per_class=max(profile.cost.scaling_sizes) // 7 + 1,
+                                 seed=profile.seed, splits=("private_test",))
+    fer7 = get_label_set("fer7")
+
+    def run(n: int) -> None:
+        backend = load_backend(target, profile.vlm, cache=None, weights=profile.weights)
+        backend.predict(faces.subset(list(range(n))), fer7, None, "default")
+
+    return run
+
+
+def _runner(profile: Profile, target: str, store: StageStore) -> Callable[[int], None]:
+    family, name = target.split(":", 1)
+    if family != "cnn":
+        return _vlm_runner(profile, target)
+    cfg = profile.cnn
+    shape = (in_channels_of(cfg.stem), cfg.input_size, cfg.input_size)
+    return make_image_runner(lambda device: build_study_cnn(profile, name, device),
+                             store.path(f"random_{_safe(name)}.pt"), shape,
+                             profile.cost.scaling_batch_size, seed=profile.seed)
+
+
+def _safe(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)
+
+
+def measure_profile_scaling(profile: Profile, targets: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Time every available target at each of ``cost.scaling_sizes`` images (cached per
+    model) with ``cost.scaling_threads`` torch threads. Returns rows: model, family, repeat,
+    n_images, wall_s, cpu_s, load_1min, requested_sizes, threads. A model projected to
+    exceed ``cost.scaling_budget_s`` is timed at proportionally smaller sizes."""
+    targets = scaling_targets(profile) if targets is None else targets
+    store = catalog.cost_store(profile)
+    recorder = CostRecorder(store.dir, "cost", profile.cost.sample_interval_s)
+    frames = []
+    for target, family in targets.loc[targets["status"] == "available",
+                                      ["target", "family"]].itertuples(index=False):
+        path = store.path(f"scaling_{_safe(target)}.parquet")
+        if not path.is_file():
+            run = _runner(profile, target, store)
+            threads = torch.get_num_threads()
+            torch.set_num_threads(profile.cost.scaling_threads)
+            try:
+                frame = measure_scaling(target, run, profile.cost.scaling_sizes, recorder,
+                                        warmup=profile.cost.scaling_batch_size,
+                                        repeats=profile.cost.scaling_repeats,
+                                        budget_s=profile.cost.scaling_budget_s)
+            finally:
+                torch.set_num_threads(threads)
+            write_parquet(path, frame.assign(family=family, threads=profile.cost.scaling_threads))
+        frames.append(pd.read_parquet(path))
+    store.write_meta(targets=targets.to_dict("records"))
+    columns = ["model", "repeat", "n_images", "wall_s", "cpu_s", "load_1min", "requested_sizes",
+               "family", "threads"]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)

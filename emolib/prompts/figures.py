@@ -1,5 +1,5 @@
 """Figures of the prompt-sensitivity study (notebook 05); each takes a table of
-``emolib.sensitivity`` and returns a matplotlib Figure."""
+``emolib.prompts.analysis`` and returns a matplotlib Figure."""
 
 from __future__ import annotations
 
@@ -21,13 +21,13 @@ def plot_variant_scores(scores: pd.DataFrame, metric: str = "weighted_f1") -> pl
     """Point and bootstrap CI of ``metric`` per variant, one panel per (model, dataset)."""
     use_house_style()
     groups = list(scores.groupby(["model", "dataset"], sort=False))
-    fig, axes = plt.subplots(1, max(1, len(groups)), figsize=(5.5 * max(1, len(groups)), 0.28 * scores["variant"]
+    fig, axes = plt.subplots(1, max(1, len(groups)), figsize=(5.5 * max(1, len(groups)), 0.28 * scores["prompt"]
                              .nunique() + 1.5), squeeze=False)
     for ax, ((model, dataset), g) in zip(axes.flat, groups, strict=False):
         y = np.arange(len(g))
         err = np.vstack([g[metric] - g[f"{metric}_lo"], g[f"{metric}_hi"] - g[metric]])
         ax.errorbar(g[metric], y, xerr=err, fmt="o", ms=4, capsize=2)
-        ax.set_yticks(y, g["variant"], fontsize=7)
+        ax.set_yticks(y, g["prompt"], fontsize=7)
         ax.invert_yaxis()
         ax.set_xlabel(f"{metric.replace('_', ' ')} (95% bootstrap CI)")
         ax.set_title(f"{model} on {dataset}{_flag(g)}", fontsize=10)
@@ -41,7 +41,7 @@ def plot_distribution_heatmap(dist: pd.DataFrame, title: str = "") -> plt.Figure
     sns.heatmap(dist, annot=dist.shape[0] <= 20, fmt=".2f", cmap="Blues", vmin=0, vmax=1, cbar=True, ax=ax,
                 annot_kws={"fontsize": 7})
     ax.set_xlabel("predicted label")
-    ax.set_ylabel("variant")
+    ax.set_ylabel("prompt variant")
     ax.set_title(title, fontsize=10)
     return fig
 
@@ -63,7 +63,7 @@ def plot_position_curves(curves: pd.DataFrame) -> plt.Figure:
     return fig
 
 
-def plot_sentiment_bias(table: pd.DataFrame, label: str = "variant") -> plt.Figure:
+def plot_sentiment_bias(table: pd.DataFrame, label: str = "prompt") -> plt.Figure:
     """Sentiment bias (positive share predicted - positive share true) with its CI per row."""
     use_house_style()
     fig, ax = plt.subplots(figsize=(6, 0.4 * len(table) + 1.5))

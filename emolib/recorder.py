@@ -5,7 +5,8 @@ CPU time, items/s, the peak resident memory seen during the phase (sampled by a 
 thread), peak GPU memory (when there is a GPU) and energy where a counter can be read
 (CPU package via RAPL, GPU via NVML; otherwise ``energy_note`` says why it was not
 measured), and appends one record to ``<stage dir>/cost.jsonl``. A phase that raises is
-recorded with ``status="failed"`` and its time, then the error propagates.
+recorded with ``status="failed"`` and its time (``"interrupted"`` for a stopped kernel,
+``KeyboardInterrupt``), then the error propagates.
 
 Phases nest: a phase opened inside another phase of the same cost file (in the same
 thread) records the outer one as its ``parent_id``, so totals sum only the top level. The keyword arguments given
@@ -13,6 +14,13 @@ when a phase opens (``seed=0, split="private_test"``) are its ``tags``: together
 stage, phase and model they name *what* was measured; values set later on the handle
 (``h.extra["tokens"] = ...``) are measurements. Appends are atomic and serialised by a
 lock file, so processes writing the same stage do not lose each other's records.
+
+A phase that is killed (a kernel restart, SIGKILL, a power cut) cannot write its record, so
+every open phase keeps a marker ``.open/<phase_id>.json`` beside the cost file, rewritten
+every ``heartbeat_s`` seconds (and whenever the caller calls ``handle.beat()``) with the
+time and items so far. ``read_cost_records`` returns the marker of a phase whose process is
+gone as a record with ``status="interrupted"``: the time a killed attempt spent is counted,
+up to its last heartbeat, and a resumed phase adds its own record beside it.
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ import fcntl
 import functools
 import json
 import os
+import platform
 import threading
 import time
 import uuid
@@ -33,10 +42,11 @@ from typing import Any
 
 import psutil
 
+from emolib.energy import RAPL_ROOT, EnergyProbe
 from emolib.store import atomic_write
 
 COST_FILE = "cost.jsonl"
-RAPL_ROOT = Path("/sys/class/powercap")
+OPEN_DIR = ".open"  # markers of phases still running (or killed while running)
 
 # The phases open in this thread/task: (cost file, phase_id), innermost last.
 _OPEN_PHASES: contextvars.ContextVar[tuple[tuple[str, str], ...]] = contextvars.ContextVar(
@@ -77,10 +87,33 @@ class PhaseRecord:
 
 @dataclass
 class PhaseHandle:
-    """Yielded inside a phase: set ``items`` (or ``extra``) once they are known."""
+    """Yielded inside a phase: set ``items`` (or ``extra``) once they are known; ``beat()``
+    saves the progress so far (a killed phase is then counted up to here)."""
 
     items: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    beat: Any = field(default=lambda: None, repr=False)
+
+
+class _Heartbeat:
+    """Calls ``beat`` every ``interval_s`` seconds in a thread until stopped."""
+
+    def __init__(self, beat: Any, interval_s: float) -> None:
+        self._beat, self._interval = beat, interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            self._beat()
+
+    def __enter__(self) -> _Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 class _PeakRSS:
@@ -129,104 +162,6 @@ def _gpu_peak_mb() -> float:
     return torch.cuda.max_memory_allocated() / 2**20
 
 
-# ----------------------------------------------------------------------------- energy
-class RaplMeter:
-    """CPU package energy from Linux powercap (``intel-rapl:N/energy_uj``), in joules.
-
-    Counts the whole package, i.e. every process on the machine, not only this one. The
-    counter wraps at ``max_energy_range_uj``; ``joules_since`` corrects one wrap per domain.
-    """
-
-    source = "rapl"
-
-    def __init__(self, domains: list[Path]) -> None:
-        self.domains = domains
-        self.ranges = [_read_int(d / "max_energy_range_uj") or 2**63 for d in domains]
-
-    def read_uj(self) -> list[int]:
-        return [int((d / "energy_uj").read_text()) for d in self.domains]
-
-    @staticmethod
-    def joules_between(start: list[int], end: list[int], ranges: list[int]) -> float:
-        total = 0
-        for a, b, r in zip(start, end, ranges, strict=True):
-            total += b - a if b >= a else b + r - a
-        return total / 1e6
-
-
-class NvmlMeter:
-    """Total GPU energy from NVML (``nvmlDeviceGetTotalEnergyConsumption``, mJ), in joules."""
-
-    source = "nvml"
-
-    def __init__(self, pynvml: Any, handles: list[Any]) -> None:
-        self._nvml = pynvml
-        self.handles = handles
-
-    def read_mj(self) -> list[int]:
-        return [int(self._nvml.nvmlDeviceGetTotalEnergyConsumption(h)) for h in self.handles]
-
-
-def _read_int(path: Path) -> int | None:
-    try:
-        return int(path.read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def find_rapl_meter(root: Path = RAPL_ROOT) -> tuple[RaplMeter | None, str]:
-    """A meter over the readable CPU package domains, or ``(None, why not)``."""
-    if not root.is_dir():
-        return None, f"CPU energy not measured: {root} absent (no RAPL exposed)"
-    domains = sorted(p for p in root.glob("intel-rapl:*") if p.name.count(":") == 1)
-    if not domains:
-        return None, f"CPU energy not measured: no intel-rapl package domain under {root}"
-    readable = [d for d in domains if _read_int(d / "energy_uj") is not None]
-    if not readable:
-        return None, "CPU energy not measured: RAPL energy_uj not readable (needs root)"
-    return RaplMeter(readable), ""
-
-
-def find_nvml_meter() -> tuple[NvmlMeter | None, str]:
-    """A meter over every visible GPU, or ``(None, why not)``."""
-    try:
-        import pynvml
-    except ImportError:
-        return None, "GPU energy not measured: pynvml (nvidia-ml-py) not installed or no GPU"
-    try:
-        pynvml.nvmlInit()
-        handles = [pynvml.nvmlDeviceGetHandleByIndex(i) for i in range(pynvml.nvmlDeviceGetCount())]
-        if not handles:
-            return None, "GPU energy not measured: no GPU"
-        pynvml.nvmlDeviceGetTotalEnergyConsumption(handles[0])
-    except Exception as err:  # noqa: BLE001 - NVML raises its own error types
-        return None, f"GPU energy not measured: NVML unusable ({type(err).__name__})"
-    return NvmlMeter(pynvml, handles), ""
-
-
-class EnergyProbe:
-    """Reads every available counter at the start and end of a phase."""
-
-    def __init__(self, rapl_root: Path = RAPL_ROOT) -> None:
-        self.rapl, rapl_note = find_rapl_meter(rapl_root)
-        self.nvml, nvml_note = find_nvml_meter()
-        self.note = "; ".join(n for n in (rapl_note, nvml_note) if n)
-        self._start: tuple[list[int] | None, list[int] | None] = (None, None)
-
-    def start(self) -> None:
-        self._start = (self.rapl.read_uj() if self.rapl else None,
-                       self.nvml.read_mj() if self.nvml else None)
-
-    def stop(self) -> tuple[float | None, float | None]:
-        """(CPU joules, GPU joules) since ``start``; None where not measured."""
-        cpu = gpu = None
-        if self.rapl and self._start[0] is not None:
-            cpu = RaplMeter.joules_between(self._start[0], self.rapl.read_uj(), self.rapl.ranges)
-        if self.nvml and self._start[1] is not None:
-            gpu = sum(b - a for a, b in zip(self._start[1], self.nvml.read_mj(), strict=True)) / 1e3
-        return cpu, gpu
-
-
 # ----------------------------------------------------------------------------- recorder
 @functools.lru_cache(maxsize=1)
 def describe_host() -> str:
@@ -242,10 +177,11 @@ class CostRecorder:
     """Appends phase records for one stage to ``<folder>/cost.jsonl``."""
 
     def __init__(self, folder: Path, stage: str, sample_interval_s: float = 0.05,
-                 rapl_root: Path = RAPL_ROOT) -> None:
+                 rapl_root: Path = RAPL_ROOT, heartbeat_s: float = 10.0) -> None:
         self.path = Path(folder) / COST_FILE
         self.stage = stage
         self.sample_interval_s = sample_interval_s
+        self.heartbeat_s = heartbeat_s
         self.rapl_root = Path(rapl_root)
         self._host: str | None = None
 
@@ -271,25 +207,40 @@ class CostRecorder:
         rss = _PeakRSS(self.sample_interval_s).__enter__()
         energy.start()
         wall0, cpu0 = time.perf_counter(), time.process_time()
+        marker = self.path.parent / OPEN_DIR / f"{phase_id}.json"
+
+        def record(status: str, error: str | None = None, energy_j=(None, None)) -> PhaseRecord:
+            return PhaseRecord(
+                stage=self.stage, phase=phase, model=model, items=handle.items,
+                wall_s=time.perf_counter() - wall0, cpu_s=time.process_time() - cpu0,
+                peak_rss_mb=rss.peak_mb, peak_gpu_mb=_gpu_peak_mb() if gpu else None,
+                device=device, status=status, started_at=started, error=error,
+                extra=dict(handle.extra), tags=tags, phase_id=phase_id, parent_id=parent_id,
+                energy_cpu_j=energy_j[0], energy_gpu_j=energy_j[1], energy_note=energy.note,
+                host=host, pid=os.getpid())
+
+        def beat() -> None:
+            line = json.dumps({**asdict(record("interrupted")), "node": platform.node()}, default=str)
+            atomic_write(marker, lambda tmp: tmp.write_text(line))
+
+        handle.beat = beat
+        beat()
+        heartbeat = _Heartbeat(beat, self.heartbeat_s).__enter__()
         try:
             yield handle
+        except KeyboardInterrupt:  # a stopped kernel: the work done so far is kept, like a kill
+            status, error = "interrupted", "KeyboardInterrupt"
+            raise
         except BaseException as err:
             status, error = "failed", f"{type(err).__name__}: {err}"
             raise
         finally:
-            wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
-            energy_cpu, energy_gpu = energy.stop()
+            heartbeat.__exit__()
+            energy_j = energy.stop()
             rss.__exit__()
             _OPEN_PHASES.reset(token)
-            self.append(PhaseRecord(
-                stage=self.stage, phase=phase, model=model, items=handle.items,
-                wall_s=wall, cpu_s=cpu, peak_rss_mb=rss.peak_mb,
-                peak_gpu_mb=_gpu_peak_mb() if gpu else None,
-                device=device, status=status, started_at=started, error=error,
-                extra=handle.extra, tags=tags, phase_id=phase_id, parent_id=parent_id,
-                energy_cpu_j=energy_cpu, energy_gpu_j=energy_gpu, energy_note=energy.note,
-                host=host, pid=os.getpid(),
-            ))
+            self.append(record(status, error, energy_j))
+            marker.unlink(missing_ok=True)
 
     def append(self, record: PhaseRecord) -> None:
         """Add one record; the file is rewritten atomically under a lock, so a crash never
@@ -306,15 +257,32 @@ class CostRecorder:
 
 
 def read_cost_records(path: Path) -> list[dict[str, Any]]:
-    """Every record of one ``cost.jsonl``, oldest first; [] if the file does not exist."""
-    if not Path(path).is_file():
-        return []
+    """Every record of one ``cost.jsonl``, oldest first, then the phases of that folder that
+    were killed while open (``status="interrupted"``, time up to their last heartbeat);
+    [] if there is neither."""
+    path = Path(path)
     records = []
-    for number, line in enumerate(Path(path).read_text().splitlines(), start=1):
+    lines = path.read_text().splitlines() if path.is_file() else []
+    for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
             records.append(json.loads(line))
         except json.JSONDecodeError as err:
             raise ValueError(f"{path}:{number} is not a JSON record: {err}") from err
-    return records
+    return records + interrupted_records(path.parent)
+
+
+def interrupted_records(folder: Path) -> list[dict[str, Any]]:
+    """The open-phase markers of ``folder`` whose process is gone (on this machine: its pid
+    no longer runs; from another machine: always), oldest first."""
+    found = []
+    for marker in sorted((Path(folder) / OPEN_DIR).glob("*.json")):
+        try:
+            rec = json.loads(marker.read_text())
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{marker} is not a JSON record: {err}; delete it") from err
+        alive = rec.get("node") == platform.node() and psutil.pid_exists(int(rec.get("pid") or 0))
+        if not alive:
+            found.append(rec)
+    return sorted(found, key=lambda r: r.get("started_at") or "")

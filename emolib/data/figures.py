@@ -1,24 +1,13 @@
-"""What notebook 01 shows about the data: distributions, samples, audit, FER vs FER+, Emotion6."""
+"""What notebook 01 shows about the data: distributions, samples, duplicate pairs, FER vs FER+,
+Emotion6's valence, arousal and vote entropy."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from emolib.config import Profile
-from emolib.cost import CostRecorder
-from emolib.data.audit import (
-    audit_summary,
-    find_exact_duplicates,
-    find_near_duplicates,
-    leakage_free_mask,
-    near_duplicate_pairs,
-    perceptual_hashes,
-    summarize_groups,
-)
 from emolib.data.imageset import ImageSet
 from emolib.labels import get_label_set
-from emolib.store import StageStore, write_parquet
 
 
 def class_distribution(*image_sets: ImageSet) -> pd.DataFrame:
@@ -42,56 +31,6 @@ def sample_per_class(image_set: ImageSet, per_class: int, seed: int = 0) -> tupl
             images.append(image_set.image(int(i)))
             titles.append(name)
     return images, titles
-
-
-def data_store(profile: Profile) -> StageStore:
-    return StageStore(profile, "data", profile.data, profile.seed)
-
-
-def run_audit(profile: Profile, image_set: ImageSet) -> dict[str, pd.DataFrame]:
-    """Exact and near-duplicate audit, cached in the data stage folder.
-
-    Returns ``summary`` (check, count), ``groups`` (per exact duplicate group), ``exact``
-    (rows of duplicated images), ``near`` (near-duplicate pairs) and ``leakage``
-    (image_id, split, keep_exact, keep_near: the leakage-free split masks).
-    """
-    store = data_store(profile)
-    names = ("summary", "groups", "exact", "near", "leakage")
-    if store.is_complete() and all(store.path(f"audit_{n}.parquet").is_file() for n in names):
-        return {n: pd.read_parquet(store.path(f"audit_{n}.parquet")) for n in names}
-    recorder = CostRecorder(store.dir, "data", profile.cost.sample_interval_s)
-    threshold = profile.data.phash_threshold if profile.data.near_duplicates else None
-    with recorder.phase("preprocess", model="audit", items=len(image_set)):
-        exact = find_exact_duplicates(image_set)
-        hashes = perceptual_hashes(image_set) if threshold is not None else None
-        pairs = near_duplicate_pairs(hashes, threshold) if threshold is not None else None
-        out = {
-            "summary": audit_summary(image_set, threshold, hashes),
-            "groups": summarize_groups(exact).reset_index(),
-            "exact": exact,
-            "near": find_near_duplicates(image_set, threshold, pairs) if threshold is not None
-            else pd.DataFrame(columns=["i", "j", "distance"]),
-            "leakage": pd.DataFrame({
-                "image_id": image_set.ids, "split": image_set.splits,
-                "keep_exact": leakage_free_mask(image_set),
-                "keep_near": leakage_free_mask(image_set, threshold, pairs) if threshold is not None
-                else leakage_free_mask(image_set),
-            }),
-        }
-    for name, frame in out.items():
-        text_columns = {c: str for c in frame.columns if frame[c].dtype == object}
-        write_parquet(store.path(f"audit_{name}.parquet"), frame.astype(text_columns))
-    store.write_meta(n_images=len(image_set))
-    return out
-
-
-def leakage_table(leakage: pd.DataFrame) -> pd.DataFrame:
-    """Images per split in the standard and the two leakage-free versions of each split."""
-    table = leakage.groupby("split").agg(
-        standard=("image_id", "size"), leakage_free_exact=("keep_exact", "sum"),
-        leakage_free_near=("keep_near", "sum"),
-    )
-    return table.reset_index()
 
 
 def cross_split_examples(audit: dict[str, pd.DataFrame], image_set: ImageSet, n: int = 6,

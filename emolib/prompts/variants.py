@@ -1,8 +1,8 @@
 """Prompt variants of the prompt-sensitivity study (notebook 05), generated from templates.
 
 The base prompt is the VLM stage's generative prompt of a label set
-(``emolib.vlm.templates.generative_prompt``, templates in ``emolib/prompts.yaml``); every other
-variant is derived from it with the data in ``emolib/prompt_variants.yaml``:
+(``emolib.vlm.templates.generative_prompt``, templates in ``emolib/vlm/templates.yaml``); every other
+variant is derived from it with the data in ``emolib/prompts/variants.yaml``:
 
 - ``base``: labels in the label set's order;
 - ``positive_first`` / ``negative_first``: labels grouped by sentiment (set order inside a group);
@@ -32,7 +32,7 @@ import yaml
 from emolib.labels import LabelSet
 from emolib.vlm.templates import generative_prompt, load_templates, render_prompt
 
-VARIANTS_FILE = Path(__file__).resolve().parent / "prompt_variants.yaml"
+VARIANTS_FILE = Path(__file__).resolve().parent / "variants.yaml"
 FAMILIES = {"base": "order", "positive_first": "order", "negative_first": "order", "permuted": "order",
             "order4": "order4", "persona_positive": "persona", "persona_negative": "persona",
             "persona_neutral": "persona", "explain": "format", "context_reasoning": "format",
@@ -56,7 +56,7 @@ def _read_variants(path: str) -> dict[str, Any]:
 
 
 def load_variant_templates(path: str | Path | None = None) -> dict[str, Any]:
-    """``prompt_variants.yaml`` as a dict (answer_marker, label_clause, personas, formats,
+    """``variants.yaml`` as a dict (answer_marker, label_clause, personas, formats,
     generic_words)."""
     return dict(_read_variants(str(path or VARIANTS_FILE)))
 
@@ -72,7 +72,7 @@ def split_template(template: str, marker: str) -> tuple[str, str]:
     at = template.find(marker)
     if at < 0:
         raise ValueError(f"the base prompt has no answer instruction starting with {marker!r}; "
-                         "update answer_marker in prompt_variants.yaml")
+                         "update answer_marker in emolib/prompts/variants.yaml")
     return template[:at].rstrip(), template[at:]
 
 
@@ -177,7 +177,7 @@ def make_variants(label_set: LabelSet, kinds: tuple[str, ...], n_permutations: i
 def variants_table(variants: list[PromptVariant]) -> pd.DataFrame:
     """One row per variant: name, family, label_order ('|'-joined), n_labels, text."""
     return pd.DataFrame({
-        "variant": [v.name for v in variants], "family": [v.family for v in variants],
+        "prompt": [v.name for v in variants], "family": [v.family for v in variants],
         "label_order": ["|".join(v.label_order) for v in variants],
         "n_labels": [len(v.label_order) for v in variants], "text": [v.text for v in variants]})
 

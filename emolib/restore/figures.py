@@ -22,6 +22,23 @@ def preview_grid(sets: dict[str, ImageSet], label: int) -> tuple[list[np.ndarray
     return images, titles
 
 
+def comparison_grid(sets: dict[str, ImageSet]) -> tuple[list[np.ndarray], list[str], int]:
+    """One grid for every backend: a row per backend (in ``sets`` order), a column per class
+    (the first preview face of that class, the same face in every row). Returns images,
+    titles and the number of columns, for ``plot_image_grid``."""
+    first = next(iter(sets.values()))
+    names = first.label_set.names
+    picks = [int(np.flatnonzero(first.labels == c)[0]) for c in range(len(names)) if (first.labels == c).any()]
+    images, titles = [], []
+    for backend, image_set in sets.items():
+        for j, i in enumerate(picks):
+            img = image_set.image(i)
+            images.append(img)
+            name = names[first.labels[i]]
+            titles.append(f"{backend} ({img.shape[0]} px)\n{name}" if j == 0 else name)
+    return images, titles, len(picks)
+
+
 def stats_by_backend(sets: dict[str, ImageSet]) -> pd.DataFrame:
     """One row per (backend, image): backend, image_id, label_name, size, sharpness,
     contrast, mean (see ``emolib.restore.stats``)."""

@@ -12,32 +12,34 @@ Output under ``results/<profile>/prompts/<hash>/``: ``predictions.parquet``,
 calls (``parse_status == "error"``) are kept as wrong answers but leave the stage ``partial``,
 so the next run asks only them again (everything else comes from the cache).
 
-``recorded_material(profile)`` gathers the recorded GPT-4V answers (one prompt only, no
-variants) for the analyses they can honestly support.
+The sweep's images are named subsets (``emolib.catalog``) drawn from the evaluation subsets
+every stage shares: ``<set>_sweep_<n>`` and ``<set>_sweep_order4_<n>``, stored in the stage
+folder. One model is loaded at a time and freed before the next. The recorded GPT-4V answers
+(one prompt only, no variants) are read from the VLM stage (``recorded_predictions``), so
+notebooks 04, 05 and 07 agree on them.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from emolib import catalog
 from emolib.config import Profile
-from emolib.cost import CostRecorder
 from emolib.data import ImageSet, load_evoked, load_faces, stratified_indices
+from emolib.devices import free_memory, resolve_device
 from emolib.labels import get_label_set
 from emolib.predictions import read_predictions, write_predictions
-from emolib.prompts import VARIANTS_FILE, PromptVariant, choose_order_labels, make_variants, variants_table
-from emolib.sensitivity import variant_orders  # noqa: F401  (re-exported for notebooks)
+from emolib.prompts.analysis import variant_orders  # noqa: F401  (re-exported for notebooks)
+from emolib.prompts.variants import PromptVariant, choose_order_labels, make_variants, variants_table
+from emolib.recorder import CostRecorder
 from emolib.store import StageStore, write_json, write_text
 from emolib.vlm.base import ModelSpec, model_status
 from emolib.vlm.cache import ResponseCache, cache_path
-from emolib.vlm.parse import lazy_embedder, parse_answer
-from emolib.vlm.templates import TEMPLATES_FILE
+from emolib.vlm.parse import parse_answer
 
 STAGE = "prompts"
 SET_LABELS = {"evoked": "emotion6", "faces": "fer7"}  # label set of each sweep set
@@ -56,52 +58,51 @@ class SweepResult:
     backends: dict = field(default_factory=dict)
 
 
-def templates_hash() -> str:
-    """sha256 (16 hex) of both template files: a changed prompt is a new sweep."""
-    blob = TEMPLATES_FILE.read_bytes() + VARIANTS_FILE.read_bytes()
-    return hashlib.sha256(blob).hexdigest()[:16]
-
-
-def prompt_store(profile: Profile) -> StageStore:
-    return StageStore(profile, STAGE, profile.prompts, profile.vlm, profile.data,
-                      {"seed": profile.seed, "templates": templates_hash()})
-
-
-def prompt_predictions_path(profile: Profile) -> Path:
-    """Where the sweep's predictions table of this profile's current config is (or will be)."""
-    return prompt_store(profile).path("predictions.parquet")
-
-
 def generative_specs(profile: Profile) -> list[ModelSpec]:
     vlm = profile.vlm
     return [ModelSpec("hf", m) for m in vlm.hf_models] + [ModelSpec("openai", m) for m in vlm.openai_models]
 
 
-def sample_set(image_set: ImageSet, size: int | None, seed: int) -> ImageSet:
-    """A stratified sample of ``size`` images (all if ``size`` is None or larger)."""
-    if size is None or size >= len(image_set):
-        return image_set
-    return image_set.subset(np.sort(stratified_indices(image_set.labels, size, seed)))
+def sample_set(image_set: ImageSet, size: int | None, seed: int, name: str) -> ImageSet:
+    """A stratified sample of ``size`` images (all if ``size`` is None or larger), named."""
+    if size is not None and size < len(image_set):
+        image_set = image_set.subset(stratified_indices(image_set.labels, size, seed))
+    return image_set.select_ids(image_set.ids, name)
 
 
-def order_sample(image_set: ImageSet, labels: tuple[str, ...], size: int | None, seed: int) -> ImageSet:
-    """Images whose truth is one of ``labels``, stratified down to ``size``."""
+def order_sample(image_set: ImageSet, labels: tuple[str, ...], size: int | None, seed: int, name: str) -> ImageSet:
+    """Images whose truth is one of ``labels``, stratified down to ``size``, named."""
     keep = np.flatnonzero(np.isin(image_set.label_names, labels))
-    return sample_set(image_set.subset(keep), size, seed)
+    return sample_set(image_set.subset(keep), size, seed, name)
+
+
+SET_PREFIX = {"evoked": "emotion6", "faces": "fer"}
 
 
 def sweep_sets(profile: Profile) -> dict[str, ImageSet]:
-    """``{"evoked" | "faces": ImageSet}`` per ``prompts.datasets``, sampled."""
+    """``{"evoked" | "faces": ImageSet}`` per ``prompts.datasets``: a stratified sample of
+    ``prompts.sample_size`` images of the set's evaluation subset, named ``<set>_sweep_<n>``."""
     sets = {}
     cfg = profile.prompts
     unknown = sorted(set(cfg.datasets) - set(SET_LABELS))
     if unknown:
         raise ValueError(f"prompts.datasets: unknown {unknown}; known: {sorted(SET_LABELS)}")
-    if "evoked" in cfg.datasets:
-        sets["evoked"] = sample_set(load_evoked(profile), cfg.sample_size, profile.seed)
-    if "faces" in cfg.datasets:
-        sets["faces"] = sample_set(load_faces(profile).split("private_test"), cfg.sample_size, profile.seed)
+    sources = {
+        "evoked": lambda: catalog.select_subset(load_evoked(profile), profile, catalog.emotion6_eval_name(profile)),
+        "faces": lambda: catalog.select_subset(load_faces(profile), profile, catalog.fer_eval_name(profile))}
+    for key in cfg.datasets:
+        name = f"{SET_PREFIX[key]}_sweep_{cfg.sample_size or 'all'}"
+        sets[key] = sample_set(sources[key](), cfg.sample_size, profile.seed, name)
     return sets
+
+
+def order_set(profile: Profile, key: str, image_set: ImageSet) -> ImageSet:
+    """The images of the all-orders design: truth among the ``prompts.order_labels`` chosen
+    labels, ``prompts.order_sample_size`` of them, named ``<set>_sweep_order4_<n>``."""
+    cfg = profile.prompts
+    labels = choose_order_labels(image_set.label_set, cfg.order_labels, profile.seed)
+    name = f"{SET_PREFIX[key]}_sweep_order{cfg.order_labels}_{cfg.order_sample_size or 'all'}"
+    return order_sample(image_set, labels, cfg.order_sample_size, profile.seed, name)
 
 
 def sweep_variants(profile: Profile, image_set: ImageSet) -> list[PromptVariant]:
@@ -120,40 +121,31 @@ def remap_open_answers(frame: pd.DataFrame, label_set, embedder, threshold: floa
     return frame
 
 
-def _device(profile: Profile) -> str:
-    if profile.device != "auto":
-        return profile.device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 def _sweep_model(backend, profile: Profile, sets: dict[str, ImageSet], recorder: CostRecorder) -> list[pd.DataFrame]:
     """Every variant of one model on every sweep set (through the backend's cache)."""
     frames, cfg = [], profile.prompts
-    for image_set in sets.values():
-        variants = sweep_variants(profile, image_set)
+    for key, image_set in sets.items():
         ls = image_set.label_set
-        order4 = order_sample(image_set, choose_order_labels(ls, cfg.order_labels, profile.seed),
-                              cfg.order_sample_size, profile.seed)
-        for v in variants:
+        order4 = order_set(profile, key, image_set)
+        for v in sweep_variants(profile, image_set):
             target = order4 if v.family == "order4" else image_set
             with recorder.phase("infer", model=str(backend.spec), items=len(target), dataset=target.name,
-                                variant=v.name):
+                                prompt=v.name):
                 frame = backend.predict(target, ls, v.text, v.name)
             if v.family == "no_labels":
                 with recorder.phase("evaluate", model=str(backend.spec), items=len(frame), step="map open answers"):
-                    frame = remap_open_answers(frame, ls, getattr(backend, "embedder", None) or lazy_embedder(),
-                                               cfg.open_vocab_threshold)
+                    frame = remap_open_answers(frame, ls, backend.embedder, cfg.open_vocab_threshold)
             frames.append(frame)
     return frames
 
 
-def run_prompt_sweep(profile: Profile, force: bool = False) -> SweepResult:
-    """Run (or read back) the prompt sweep of ``profile``; see the module docstring."""
-    store = prompt_store(profile)
+def run_prompt_sweep(profile: Profile, force: bool = False, keep_backends: bool = False) -> SweepResult:
+    """Run (or read back) the prompt sweep of ``profile``; see the module docstring.
+    ``keep_backends``: keep each loaded backend in ``SweepResult.backends`` (tests count
+    their calls); otherwise each model is freed after its sweep."""
+    store = catalog.prompts_store(profile)
     if store.is_complete() and not force:
-        return SweepResult(store, read_predictions(store.path("predictions.parquet")),
+        return SweepResult(store, read_predictions(store.path(catalog.PREDICTIONS_FILE)),
                            pd.read_csv(store.path("variants.csv"), keep_default_na=False),
                            pd.read_csv(store.path("status.csv"), keep_default_na=False),
                            json.loads(store.path("notes.json").read_text()))
@@ -162,22 +154,31 @@ def run_prompt_sweep(profile: Profile, force: bool = False) -> SweepResult:
 
         torch.set_num_threads(profile.vlm.torch_threads)
     recorder = CostRecorder(store.dir, STAGE, profile.cost.sample_interval_s)
-    rows, backends, notes, frames = [], {}, [], []
-    for spec in generative_specs(profile):
+    rows, backends, notes, frames, sets = [], {}, [], [], {}
+    cache = ResponseCache(cache_path(profile.name))
+    for spec in generative_specs(profile):  # one model in memory at a time
         loaded: dict = {}
         with recorder.phase("preprocess", model=str(spec), step="load model"):
-            rows.append(model_status(spec, profile.vlm, _device(profile), loaded))
-        backends.update(loaded)
-    if backends:
-        with recorder.phase("preprocess", step="load sweep sets") as handle:
-            sets = sweep_sets(profile)
-            handle.items = sum(len(s) for s in sets.values())
-        cache = ResponseCache(cache_path(profile.name))
-        for backend in backends.values():
-            backend.cache = cache
-            frames += _sweep_model(backend, profile, sets, recorder)
-        cache.close()
+            rows.append(model_status(spec, profile.vlm, resolve_device(profile.device), loaded,
+                                     weights=profile.weights))
+        if not loaded:
+            continue
+        if not sets:
+            with recorder.phase("preprocess", step="load sweep sets") as handle:
+                sets = sweep_sets(profile)
+                handle.items = sum(len(s) for s in sets.values())
+        backend = loaded.pop(str(spec))
+        backend.cache = cache
+        frames += _sweep_model(backend, profile, sets, recorder)
+        backends[str(spec)] = backend.spec if not keep_backends else backend
+        del backend
+        free_memory()
+    cache.close()
+    if sets:
         label_sets = {s.name: s.label_set for s in sets.values()}
+        for key, image_set in sets.items():
+            for named in (image_set, order_set(profile, key, image_set)):
+                catalog.write_stage_subset(store, named.subset_name, named.name, named.ids)
     else:
         notes.append("no generative VLM is available on this machine: the sweep has no predictions")
         label_sets = {name: get_label_set(ls) for name, ls in SET_LABELS.items() if name in profile.prompts.datasets}
@@ -187,7 +188,7 @@ def run_prompt_sweep(profile: Profile, force: bool = False) -> SweepResult:
                                                        cfg.order_labels)).assign(dataset=name, label_set=ls.name)
                           for name, ls in label_sets.items()], ignore_index=True)
     predictions = pd.concat(frames, ignore_index=True) if frames else read_predictions([])
-    write_predictions(store.path("predictions.parquet"), predictions)
+    write_predictions(store.path(catalog.PREDICTIONS_FILE), predictions)
     write_text(store.path("variants.csv"), variants.to_csv(index=False))
     write_text(store.path("status.csv"), status.to_csv(index=False))
     write_json(store.path("notes.json"), notes)
@@ -198,31 +199,13 @@ def run_prompt_sweep(profile: Profile, force: bool = False) -> SweepResult:
         write_json(store.path("notes.json"), notes)
     store.write_meta(status="partial" if n_errors else "complete", n_predictions=len(predictions),
                      n_models=len(status), n_errors=n_errors)
-    return SweepResult(store, read_predictions(store.path("predictions.parquet")), variants, status, notes, backends)
+    return SweepResult(store, read_predictions(store.path(catalog.PREDICTIONS_FILE)), variants, status, notes, backends)
 
 
-def recorded_material(profile: Profile, model: str = "gpt4v") -> dict[str, object]:
-    """Recorded answers for notebook 05: ``{"evoked": [RecordedSet (artphoto, abstract)],
-    "ferplus": RecordedSet | None, "notes": [str]}``; missing files are noted, not fatal."""
-    from emolib.vlm import recorded as rec
-
-    out: dict[str, object] = {"evoked": [], "ferplus": None, "notes": []}
-    if profile.data.source == "synthetic":
-        out["notes"].append("synthetic data profile: recorded GPT-4V answers are not used")
-        return out
-    try:
-        folder = rec.recorded_dir(model)
-    except (FileNotFoundError, OSError) as err:
-        out["notes"].append(f"recorded {model}: {err}")
-        return out
-    for name in ("artphoto", "abstract"):
-        if (folder / f"{name}_predictions.csv").is_file():
-            out["evoked"].append(rec.load_recorded_evoked(name, model))
-        else:
-            out["notes"].append(f"recorded {model}: no {name}_predictions.csv in {folder}")
-    if (folder / "ferplus_predictions.csv").is_file():
-        try:
-            out["ferplus"] = rec.load_recorded_ferplus(model, ferplus_dir=profile.data.ferplus)
-        except FileNotFoundError as err:
-            out["notes"].append(f"recorded {model} ferplus: {err}")
-    return out
+def recorded_predictions(profile: Profile) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The recorded answers as the VLM stage (notebook 04) parsed them: their predictions
+    rows (backend ``recorded``) and the sentiment table of the evoked sets. MissingUpstream
+    naming notebook 04 when it has not run."""
+    predictions = catalog.read_stage_predictions(profile, "vlm")
+    sentiment = pd.read_parquet(catalog.vlm_store(profile).path("sentiment.parquet"))
+    return predictions[predictions["backend"] == "recorded"].reset_index(drop=True), sentiment

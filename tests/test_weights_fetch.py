@@ -1,0 +1,335 @@
+"""Weights as a step: the registry of a profile, and ``emolib fetch`` against a local Hugging
+Face hub started by the test (HF_ENDPOINT): dry run, a download through connections that are
+cut with a TCP reset, resume within a call and across calls, verification, gated repos and
+HF_TOKEN, and a backend that loads what was fetched (or fetches it on first use) and predicts."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+import tomllib
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+import yaml
+from huggingface_hub import constants
+
+from emolib.cli import main
+from emolib.config import VLMConfig, load_profile
+from emolib.data import make_synthetic_faces
+from emolib.paths import project_root
+from emolib.predictions import validate_predictions
+from emolib.vlm import ModelUnavailable, load_backend
+from emolib.vlm.download import FetchError, Hub
+from emolib.vlm.hf import build_tiny_llava
+from emolib.vlm.weights import (
+    fetch_weight,
+    hf_local_only,
+    hf_weight,
+    is_present,
+    open_clip_file,
+    profile_weights,
+    repo_folder,
+)
+
+TOKEN = "hf_test-DO-NOT-WRITE-5c1e"
+TINY, BIG, GATED = "emolib-test/tiny-llava", "emolib-test/big", "emolib-test/gated"
+OPEN_CLIP = "timm/vit_base_patch32_clip_224.openai"  # where open_clip's tag ViT-B-32/openai lives
+BIG_BYTES = 24 * 2**20
+
+
+def git_sha1(data: bytes) -> str:
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+
+class FakeHub:
+    """The hub's file API, as huggingface_hub and ``emolib fetch`` use it: ``GET /api/models/
+    <repo>/revision/<rev>?blobs=true``, ``HEAD``/``GET /<repo>/resolve/<rev>/<file>`` (Range;
+    LFS files redirect to a second "CDN" server, another origin). ``cuts[file]``: the next GETs
+    of that file stop after so many body bytes with a TCP reset. ``served[file]``: body bytes
+    sent; ``log``: (server, method, path, Range, Authorization) of every request."""
+
+    def __init__(self) -> None:
+        self.repos: dict[str, tuple[str, dict[str, bytes], bool]] = {}
+        self.cuts: dict[str, list[int]] = {}
+        self.served: Counter = Counter()
+        self.log: list[tuple] = []
+        self.reset_delay_s = 0.2
+        self.servers = [ThreadingHTTPServer(("127.0.0.1", 0), self.handler(role)) for role in ("hub", "cdn")]
+        for server in self.servers:
+            threading.Thread(target=server.serve_forever, daemon=True).start()
+        self.endpoint, self.cdn = (f"http://127.0.0.1:{s.server_address[1]}" for s in self.servers)
+
+    def add(self, repo: str, files: dict[str, bytes], gated: bool = False) -> None:
+        self.repos[repo] = (hashlib.sha1(repo.encode()).hexdigest(), files, gated)
+
+    def blob(self, sha256: str) -> tuple[str, bytes]:
+        return next((n, d) for _, files, _ in self.repos.values() for n, d in files.items()
+                    if hashlib.sha256(d).hexdigest() == sha256)
+
+    def handler(self, role: str):
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args) -> None:
+                pass
+
+            def do_HEAD(self) -> None:
+                self.do_GET()
+
+            def do_GET(self) -> None:
+                path = urlsplit(self.path).path
+                fake.log.append((role, self.command, path, self.headers.get("Range"),
+                                 self.headers.get("Authorization")))
+                if m := re.fullmatch(r"/api/models/(.+)/revision/[^/]+", path):
+                    return self.info(m[1])
+                if m := re.fullmatch(r"/([^/]+/[^/]+)/resolve/[^/]+/(.+)", path):
+                    return self.resolve(m[1], m[2])
+                if m := re.fullmatch(r"/cdn/([0-9a-f]{64})", path):
+                    return self.body(*fake.blob(m[1]), {})
+                self.reply(404, {})
+
+            def allowed(self, repo: str) -> bool:
+                if repo not in fake.repos:
+                    self.reply(404, {})
+                    return False
+                if fake.repos[repo][2] and self.headers.get("Authorization") != f"Bearer {TOKEN}":
+                    self.reply(401, {})
+                    return False
+                return True
+
+            def info(self, repo: str) -> None:
+                if self.allowed(repo):
+                    commit, files, _ = fake.repos[repo]
+                    self.reply(200, {"id": repo, "sha": commit, "siblings": [sibling(n, d) for n, d in files.items()]})
+
+            def resolve(self, repo: str, name: str) -> None:
+                if not self.allowed(repo):
+                    return
+                commit, files, _ = fake.repos[repo]
+                data = files[name]
+                headers = {"X-Repo-Commit": commit, "ETag": f'"{git_sha1(data)}"'}
+                if not is_lfs(name):
+                    return self.body(name, data, headers)
+                sha = hashlib.sha256(data).hexdigest()
+                self.reply(302, {}, {**headers, "X-Linked-Etag": f'"{sha}"', "X-Linked-Size": str(len(data)),
+                                     "Location": f"{fake.cdn}/cdn/{sha}"})
+
+            def body(self, name: str, data: bytes, headers: dict) -> None:
+                start = int(m[1]) if (m := re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range", ""))) else 0
+                self.send_response(206 if start else 200)
+                for key, value in {**headers, "Accept-Ranges": "bytes", "Content-Length": str(len(data) - start),
+                                   **({"Content-Range": f"bytes {start}-{len(data) - 1}/{len(data)}"}
+                                      if start else {})}.items():
+                    self.send_header(key, value)
+                self.end_headers()
+                if self.command == "HEAD":
+                    return
+                cut = fake.cuts.get(name, []).pop(0) if fake.cuts.get(name) else None
+                end = len(data) if cut is None else min(len(data), start + cut)
+                for pos in range(start, end, 1 << 16):
+                    self.wfile.write(data[pos:min(pos + (1 << 16), end)])
+                    fake.served[name] += min(1 << 16, end - pos)
+                if cut is not None:  # a TCP reset, as a flaky network ends a transfer
+                    time.sleep(fake.reset_delay_s)  # let the client read what was sent: a reset drops unread bytes
+                    self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    self.connection.close()
+                    self.close_connection = True
+
+            def reply(self, status: int, payload: dict, headers: dict | None = None) -> None:
+                body = json.dumps(payload).encode() if status != 302 else b""
+                self.send_response(status)
+                for key, value in {"Content-Type": "application/json", "Content-Length": str(len(body)),
+                                   **(headers or {})}.items():
+                    self.send_header(key, value)
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(body)
+
+        return Handler
+
+    def close(self) -> None:
+        for server in self.servers:
+            server.shutdown()
+            server.server_close()
+
+
+def is_lfs(name: str) -> bool:
+    return name.endswith(".safetensors")
+
+
+def sibling(name: str, data: bytes) -> dict:
+    lfs = {"lfs": {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data), "pointerSize": 134}}
+    return {"rfilename": name, "size": len(data), "blobId": git_sha1(data), **(lfs if is_lfs(name) else {})}
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory):
+    fake = FakeHub()
+    folder = build_tiny_llava(tmp_path_factory.mktemp("tiny_llava_repo"))
+    files = {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
+    fake.add(TINY, {**files, "README.md": b"# a tiny random LLaVA\n", "flax_model.msgpack": b"not wanted"})
+    fake.add(BIG, {"config.json": b"{}", "model.safetensors": os.urandom(BIG_BYTES)})
+    fake.add(GATED, {"config.json": b'{"gated": true}', "model.safetensors": os.urandom(4096)}, gated=True)
+    fake.add(OPEN_CLIP, {"open_clip_pytorch_model.bin": b"pickle", "open_clip_model.safetensors": b"safe"})
+    yield fake
+    fake.close()
+
+
+@pytest.fixture
+def hf_home(tmp_path, monkeypatch, hub):
+    """An empty HF_HOME and the fake hub, for this process and for subprocesses."""
+    home = tmp_path / "hf"
+    monkeypatch.setenv("HF_HOME", str(home))
+    monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(home / "hub"))
+    monkeypatch.setattr(constants, "ENDPOINT", hub.endpoint)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    hub.cuts.clear()
+    hub.served.clear()
+    hub.log.clear()
+    return home
+
+
+def fetch_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "emolib.cli", "fetch", *args], capture_output=True, text=True,
+                          timeout=120, env=os.environ.copy())
+
+
+def test_profiles_list_every_weight_they_need(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    quick = load_profile("quick", check_machine=False)
+    weights = profile_weights(quick)
+    kinds = Counter(w.kind for w in weights)
+    assert kinds == {"open_clip": 3, "hf": 3, "torchvision": 3, "gfpgan": 1, "sbert": 1}
+    by_name = {w.name: w for w in weights}
+    assert by_name["ViT-B-32/openai"].repo == "timm/vit_base_patch32_clip_224.openai"
+    assert by_name["resnet50/IMAGENET1K_V2"].local == tmp_path / "torch/hub/checkpoints/resnet50-11ad3fa6.pth"
+    assert by_name["resnet50/IMAGENET1K_V2"].sha256 == "11ad3fa6"
+    assert by_name["llava-hf/llava-1.5-7b-hf"].local.name == "models--llava-hf--llava-1.5-7b-hf"
+    assert is_present(by_name["all-MiniLM-L6-v2"])  # shipped by a package: always here
+    smoke = load_profile("smoke", check_machine=False)
+    assert [w.name for w in profile_weights(smoke)] == ["gfpgan-v1.4", "all-MiniLM-L6-v2"]  # VLMs: random
+    assert (smoke.weights, quick.weights, load_profile("paper", check_machine=False).weights) == (
+        "offline", "auto", "auto")
+    scripts = tomllib.loads((project_root() / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts == {"emolib": "emolib.cli:main"}
+
+
+def test_fetch_command_downloads_through_a_cut_and_the_backend_predicts(hf_home, hub, tmp_path, capsys) -> None:
+    profile = tmp_path / "tiny.yaml"
+    profile.write_text(yaml.safe_dump({"weights": "offline", "cnn": {"weights": "none"},
+                                       "vlm": {"clip_models": [], "hf_models": [TINY], "recorded": []}}))
+    dry = fetch_cli(str(profile), "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    size = sum(len(d) for n, d in hub.repos[TINY][1].items() if n not in ("README.md", "flax_model.msgpack"))
+    row = next(line for line in dry.stdout.splitlines() if TINY in line)
+    assert row.split()[:3] == ["hf", TINY, "no"] and f"{size / 1024:.1f} KiB" in row
+    assert "dry run: nothing downloaded" in dry.stdout and not (hf_home / "hub").exists()
+
+    weights = hub.repos[TINY][1]["model.safetensors"]
+    hub.cuts["model.safetensors"] = [len(weights) // 2]
+    done = fetch_cli(str(profile))
+    assert done.returncode == 0, done.stderr
+    assert f"fetched hf {TINY}" in done.stdout
+    ranges = [r for role, method, path, r, _ in hub.log if role == "cdn" and method == "GET"]
+    assert len(ranges) == 2 and ranges[0] is None and int(ranges[1][6:-1]) > 0  # resumed, not restarted
+    assert hub.served["model.safetensors"] - len(weights) <= len(weights) // 2
+
+    snapshot = repo_folder(TINY) / "snapshots" / hub.repos[TINY][0]
+    assert (repo_folder(TINY) / "refs" / "main").read_text() == hub.repos[TINY][0]
+    assert (snapshot / "model.safetensors").is_symlink() and (snapshot / "model.safetensors").read_bytes() == weights
+    assert not (snapshot / "README.md").exists() and not (snapshot / "flax_model.msgpack").exists()
+    assert not list((repo_folder(TINY) / "blobs").glob("*.incomplete"))
+
+    files_asked = lambda: [e for e in hub.log if "/resolve/" in e[2] or "/api/models/" in e[2]]  # noqa: E731
+    requests = len(files_asked())
+    backend = load_backend(f"hf:{TINY}", VLMConfig(batch_size=4, max_new_tokens=4))
+    faces = make_synthetic_faces(per_class=1, seed=2).split("private_test")
+    frame = validate_predictions(backend.predict(faces, faces.label_set, None, "base"))
+    assert len(frame) == 7 and set(frame["parse_status"]) <= {"json", "text_match", "embedding_match", "unparseable"}
+    assert len(files_asked()) == requests  # loaded from the cache: no file asked for
+    assert main(["fetch", str(profile)]) == 0
+    assert capsys.readouterr().out.strip().endswith("all weights are here")
+
+
+def test_backend_fetches_on_first_use_and_offline_names_the_command(hf_home, hub) -> None:
+    with pytest.raises(ModelUnavailable, match=re.escape(f"`emolib fetch hf:{TINY}`")) as err:
+        hf_local_only(TINY, mode="offline")
+    assert "not in the local Hugging Face cache (weights: offline)" in str(err.value)
+    assert not hub.log
+    backend = load_backend(f"hf:{TINY}", VLMConfig(batch_size=7, max_new_tokens=4))
+    faces = make_synthetic_faces(per_class=1, seed=3).split("private_test")
+    assert len(validate_predictions(backend.predict(faces, faces.label_set, None, "base"))) == 7
+    assert is_present(hf_weight(TINY))
+    assert hub.served["model.safetensors"] == len(hub.repos[TINY][1]["model.safetensors"])  # fetched once
+    # an open_clip tag: the one file open_clip would load, safetensors before the pickle
+    assert Path(open_clip_file("ViT-B-32", "openai")).read_bytes() == b"safe"
+    assert "open_clip_pytorch_model.bin" not in hub.served
+
+
+def test_resume_costs_only_the_bytes_in_flight(hf_home, hub) -> None:
+    """The figures of the design note: bytes sent by the server beyond the file size."""
+    weight, data = hf_weight(BIG), hub.repos[BIG][1]["model.safetensors"]
+    with Hub(retries=2, backoff_s=0.01, progress=False) as client:
+        # three resets inside one call: resumed in the same call
+        hub.cuts["model.safetensors"] = [BIG_BYTES // 4] * 3
+        t0 = time.perf_counter()
+        fetch_weight(weight, client)
+        within = hub.served["model.safetensors"] - BIG_BYTES, time.perf_counter() - t0
+        blob = repo_folder(BIG) / "blobs" / hashlib.sha256(data).hexdigest()
+        assert blob.read_bytes() == data and within[0] <= 3 * 2**20, within
+
+        # a reset, then one without a new byte and no retries left: the call fails naming the
+        # file (as a killed process would stop); the next call resumes from the partial file
+        blob.unlink()
+        hub.served.clear()
+        hub.cuts["model.safetensors"] = [int(BIG_BYTES * 0.4), 0]
+        with pytest.raises(FetchError, match="model.safetensors: no progress"), Hub(0, progress=False) as flaky:
+            fetch_weight(weight, flaky)
+        kept = blob.with_name(blob.name + ".incomplete").stat().st_size
+        fetch_weight(weight, client)
+        across = hub.served["model.safetensors"] - BIG_BYTES
+        assert 0 < kept <= BIG_BYTES * 0.4 and across == int(BIG_BYTES * 0.4) - kept
+        assert blob.read_bytes() == data
+
+        # an orphan of a killed huggingface_hub download is adopted; a corrupt one is caught
+        for orphan, expect_served in ((data[: BIG_BYTES // 3], BIG_BYTES - BIG_BYTES // 3),
+                                      (b"\0" * (BIG_BYTES // 3), 2 * BIG_BYTES - BIG_BYTES // 3)):
+            blob.unlink()
+            hub.served.clear()
+            blob.with_name(blob.name + ".1a2b3c4d.incomplete").write_bytes(orphan)
+            fetch_weight(weight, client)
+            assert blob.read_bytes() == data and hub.served["model.safetensors"] == expect_served
+            assert not list(blob.parent.glob("*.incomplete"))
+    print(f"\nresume, {BIG_BYTES / 2**20:.0f} MiB file: 3 resets in one call -> {within[0]} bytes re-sent "
+          f"({within[1]:.2f} s); reset + new call -> {across} bytes re-sent ({kept} kept)")
+
+
+def test_gated_repo_needs_the_token_which_is_never_written(hf_home, hub, monkeypatch, tmp_path, capsys) -> None:
+    assert main(["fetch", f"hf:{GATED}"]) == 1
+    failed = capsys.readouterr()
+    assert "gated or private" in failed.err and "set HF_TOKEN" in failed.err and GATED in failed.err
+
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    assert main(["fetch", f"hf:{GATED}"]) == 0
+    done = capsys.readouterr()
+    assert is_present(hf_weight(GATED))
+    sent = {role: {auth for r, _, _, _, auth in hub.log if r == role} for role in ("hub", "cdn")}
+    assert f"Bearer {TOKEN}" in sent["hub"] and sent["cdn"] == {None}  # not sent to another host
+    assert TOKEN not in failed.out + failed.err + done.out + done.err
+    written = [p for p in tmp_path.rglob("*") if p.is_file() and TOKEN.encode() in p.read_bytes()]
+    assert written == []
