@@ -5,7 +5,8 @@
 #   --fetch: first download the profile's missing weights (emolib fetch PROFILE); a weight
 #   that cannot be had is named and its model reported unavailable, and the run goes on.
 # Executed notebooks: results/<profile>/notebooks/NN_*.ipynb (+ .html for readers without
-# Jupyter); figures/<profile>/ and tables/<profile>/ hold what the notebooks write.
+# Jupyter); figures/<profile>/ and tables/<profile>/ hold what the notebooks write; the
+# browsable report (headline numbers, notebooks, figures, tables): results/<profile>/report/.
 # Stops at the first failing notebook, naming it, with a non-zero exit status.
 # Environment: EMOLIB_DATA_DIR (data root, default ./data), EMOLIB_RESULTS_DIR (where
 # results/ figures/ tables/ go, default here), EMOLIB_NOTEBOOKS (default ./notebooks).
@@ -60,3 +61,7 @@ for nb in "${notebooks[@]}"; do
   echo "ok in $(( $(date +%s) - start )) s"
 done
 echo "run_all: all ${#notebooks[@]} notebooks of profile $name done in $(( $(date +%s) - start_all )) s"
+# The report: index.html with headline numbers read from tables/<profile>/, every executed
+# notebook as HTML, every figure with its caption, every table (emolib/report.py).
+"$venv/bin/python" -m emolib.report "$name" \
+  || { echo "run_all: the report of profile $name could not be built (error above)" >&2; exit 3; }

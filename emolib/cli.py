@@ -1,5 +1,7 @@
 """The ``emolib`` command.
 
+``emolib plan PROFILE [--device auto]`` prints what the profile will run, stage by stage.
+
 ``emolib fetch PROFILE [--dry-run]`` lists every weight of a profile (``emolib.vlm.weights``):
 where it lives, whether it is here, its size (from the server's metadata; "unknown" offline),
 what is left to download and the disk that needs; then, unless ``--dry-run``, downloads what
@@ -174,8 +176,30 @@ def main(argv: list[str] | None = None) -> int:
     fetch.add_argument("--dry-run", action="store_true", help="list what is missing and the disk it needs; stop")
     fetch.add_argument("--retries", type=int, default=RETRIES,
                        help=f"attempts without a new byte before a file is given up (default {RETRIES})")
+    plan = commands.add_parser("plan", help="what a profile will run, stage by stage, one model at a time")
+    plan.add_argument("profile", metavar="PROFILE", help="profile name or YAML path")
+    plan.add_argument("--device", default=None, help="plan for this device instead of the profile's (e.g. auto)")
     args = parser.parse_args(argv)
+    if args.command == "plan":
+        return run_plan(args.profile, args.device)
     return run_fetch(args.targets, args.dry_run, args.retries)
+
+
+def run_plan(target: str, device: str | None) -> int:
+    """Print the plan of a profile (``emolib.plan``); the device is resolved on this machine."""
+    from emolib.devices import DeviceError, resolve_device
+    from emolib.plan import profile_plan
+
+    overrides = {"device": device} if device else {}
+    profile = load_profile(target, check_machine=False, **overrides)
+    try:
+        resolved = resolve_device(profile.device)
+    except DeviceError as err:
+        print(f"emolib plan: {err}", file=sys.stderr)
+        return 2
+    print(f"profile {profile.name}: device {profile.device} -> {resolved}; one model resident at a time")
+    print(tabulate(profile_plan(profile, resolved), headers="keys", showindex=False))
+    return 0
 
 
 if __name__ == "__main__":

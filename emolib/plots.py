@@ -1,7 +1,13 @@
 """One house style for every figure, and the plots more than one notebook draws.
 
-Figures are saved as ``figures/<profile>/fig_NN_<what>.png``. The Agg backend is chosen
-only when no display backend was set (notebooks keep their inline backend).
+Figures are saved as ``figures/<profile>/fig_NN_<what>.png``, their caption inside the PNG
+(text chunk ``Description``; ``figure_caption`` reads it back for the report). The Agg
+backend is chosen only when no display backend was set (notebooks keep their inline backend).
+
+One palette everywhere: ``HOUSE_PALETTE`` (colour-blind safe) is the colour cycle,
+``ROLE_COLORS`` gives the fixed colour of a recurring role (a backend, a sentiment, the
+chance line), ``SEQUENTIAL_CMAP`` colours every heatmap. ``in_words`` turns the column and
+subset names of the tables into words for titles and axes.
 """
 
 from __future__ import annotations
@@ -21,27 +27,89 @@ import seaborn as sns  # noqa: E402
 
 from emolib.paths import figures_dir  # noqa: E402
 
+# seaborn's "colorblind" palette, spelt out so every module draws with the same hex values
+HOUSE_PALETTE = ("#0173b2", "#de8f05", "#029e73", "#d55e00", "#cc78bc", "#ca9161", "#fbafe4",
+                 "#949494", "#ece133", "#56b4e9")
+ROLE_COLORS = {
+    # who answered
+    "cnn": "#0173b2", "clip": "#de8f05", "clip_probe": "#ca9161", "hf": "#029e73", "openai": "#cc78bc",
+    "recorded": "#d55e00",
+    # sentiment of a label
+    "positive": "#029e73", "negative": "#d55e00", "neutral": "#949494",
+    # faces before and after restoration
+    "original": "#949494", "restored": "#0173b2",
+    # reference lines: chance, random ranking, zero effect
+    "chance": "#949494",
+}
+SEQUENTIAL_CMAP = "Blues"
+CAPTION_KEY = "Description"  # PNG text chunk that holds a figure's caption
+
+WORDS = {
+    "accuracy": "accuracy", "macro_f1": "macro F1", "weighted_f1": "weighted F1",
+    "soft_accuracy": "soft accuracy (share of FER+ annotators agreeing)",
+    "fer_private": "FER-2013 PrivateTest", "fer_private_gpt4v": "PrivateTest faces GPT-4V answered",
+    "fer_private_leakage_free_exact": "PrivateTest without exact copies in Training",
+    "fer_private_leakage_free_near": "PrivateTest without near copies in Training",
+    "fer_hard": "FER-2013 hard subset", "emotion6_hard": "Emotion6 hard subset", "emotion6_all": "all of Emotion6",
+    "artphoto_gpt4v": "ArtPhoto images GPT-4V answered", "abstract_gpt4v": "Abstract images GPT-4V answered",
+    "gpt4v": "GPT-4V (recorded answers)", "fer2013": "FER-2013", "ferplus": "FER+", "emotion6": "Emotion6",
+    "synthetic_faces": "synthetic faces", "synthetic_evoked": "synthetic evoked-emotion images",
+    "cnn": "CNN", "clip": "CLIP zero-shot", "clip_probe": "CLIP linear probe", "hf": "generative VLM",
+    "openai": "OpenAI-compatible server", "recorded": "recorded answers",
+}
+
+
+def in_words(name: str) -> str:
+    """A table's column, subset, data-set or backend name in words for a title or an axis:
+    ``"weighted_f1"`` -> ``"weighted F1"``, ``"fer_eval_1000"`` -> ``"1,000-face evaluation draw
+    of PrivateTest"``; an unknown name has its underscores turned into spaces."""
+    if name in WORDS:
+        return WORDS[name]
+    for prefix, words in (("fer_eval_", "-face evaluation draw of PrivateTest"),
+                          ("emotion6_eval_", "-image evaluation draw of Emotion6")):
+        if name.startswith(prefix) and name.removeprefix(prefix).isdigit():
+            return f"{int(name.removeprefix(prefix)):,}{words}"
+    return name.replace("_", " ")
+
+
+def colors_for(roles) -> list[str]:
+    """``ROLE_COLORS`` of each role (backend, sentiment, ...); an unknown role is a KeyError
+    naming the known ones."""
+    unknown = sorted({r for r in roles if r not in ROLE_COLORS})
+    if unknown:
+        raise KeyError(f"no house colour for {unknown}; known roles: {sorted(ROLE_COLORS)}")
+    return [ROLE_COLORS[r] for r in roles]
+
 
 def use_house_style() -> None:
-    """Seaborn whitegrid, colour-blind palette, readable sizes, 150 dpi."""
-    sns.set_theme(style="whitegrid", palette="colorblind", context="notebook")
+    """Seaborn whitegrid, the house palette and colour map, readable sizes, 150 dpi."""
+    sns.set_theme(style="whitegrid", palette=list(HOUSE_PALETTE), context="notebook")
     plt.rcParams.update({"figure.dpi": 110, "savefig.dpi": 150, "savefig.bbox": "tight",
-                         "axes.titleweight": "bold"})
+                         "axes.titleweight": "bold", "image.cmap": SEQUENTIAL_CMAP})
 
 
-def save_figure(fig: plt.Figure, profile: str, name: str) -> Path:
-    """Write ``fig`` to ``figures/<profile>/<name>.png`` and return the path."""
+def save_figure(fig: plt.Figure, profile: str, name: str, caption: str = "") -> Path:
+    """Write ``fig`` to ``figures/<profile>/<name>.png`` with ``caption`` in its PNG text
+    (``figure_caption`` reads it) and return the path."""
     path = figures_dir(profile) / (name if name.endswith(".png") else f"{name}.png")
-    fig.savefig(path)
+    fig.savefig(path, metadata={CAPTION_KEY: caption} if caption else None)
     return path
 
 
+def figure_caption(path: Path) -> str:
+    """The caption ``save_figure`` stored in a PNG; "" when it has none."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        return image.text.get(CAPTION_KEY, "")
+
+
 def show_figure(fig: plt.Figure, profile: str, name: str, caption: str) -> None:
-    """Save ``fig`` (``save_figure``), show it inline with ``caption`` (what to look for) in a
-    notebook, and close it so it is not drawn twice."""
+    """Save ``fig`` with its caption (``save_figure``; the report's gallery shows it), show it
+    inline with ``caption`` (what to look for) in a notebook, and close it so it is not drawn twice."""
     from IPython.display import Markdown, display
 
-    save_figure(fig, profile, name)
+    save_figure(fig, profile, name, caption)
     display(fig)
     plt.close(fig)
     display(Markdown(f"*{caption}*"))
@@ -56,7 +124,7 @@ def plot_confusion(cm: np.ndarray, class_names: list[str] | tuple[str, ...], ax:
     if normalize:
         cm = cm / np.clip(cm.sum(axis=1, keepdims=True), 1, None)
     columns = pred_names or list(class_names)[: cm.shape[1]] + ["none"] * (cm.shape[1] - len(class_names))
-    sns.heatmap(cm, annot=True, fmt=".2f" if normalize else ".0f", cmap="Blues", cbar=False,
+    sns.heatmap(cm, annot=True, fmt=".2f" if normalize else ".0f", cmap=SEQUENTIAL_CMAP, cbar=False,
                 xticklabels=columns,
                 yticklabels=list(class_names), ax=ax, vmin=0, vmax=1 if normalize else None)
     ax.set_xlabel(xlabel)

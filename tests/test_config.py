@@ -127,3 +127,35 @@ def test_a_cuda_index_beyond_the_machines_gpus_fails():
     count = torch.cuda.device_count() if torch.cuda.is_available() else 0
     with pytest.raises(DeviceError, match=rf"'cuda:{count}' asked for, but this machine has {count} CUDA"):
         resolve_device(f"cuda:{count}")
+
+
+def test_plan_lists_every_model_once_in_notebook_order():
+    from emolib.plan import profile_plan
+
+    profile = load_profile("paper", check_machine=False)
+    plan = profile_plan(profile, "cuda")
+    assert list(plan["step"]) == list(range(1, len(plan) + 1))
+    assert list(plan["notebook"]) == sorted(plan["notebook"])  # notebook order
+    trained = plan[plan["stage"] == "cnn"]
+    assert len(trained) == len(profile.cnn.models) * len(profile.cnn.seeds)
+    vlm = plan[plan["stage"] == "vlm"]
+    assert len(vlm) == len(profile.vlm.clip_models) + len(profile.vlm.hf_models) + len(profile.vlm.openai_models) + len(
+        profile.vlm.recorded)
+    assert (vlm.loc[vlm["what"].str.startswith("load hf:"), "device"] == "cuda").all()
+
+
+def test_paper_vllm_example_serves_the_paper_models_through_vllm_endpoints():
+    from emolib.config import configs_dir
+
+    profile = load_profile(configs_dir() / "paper-vllm.yaml", check_machine=False)
+    paper = load_profile("paper", check_machine=False)
+    assert profile.name == "paper-vllm" and profile.device == "cuda" and profile.vlm.hf_models == ()
+    served = {e.model: e for e in profile.vlm.endpoints}
+    assert set(served) == set(paper.vlm.hf_models)  # the paper's generative models, each behind a server
+    assert set(served) <= set(profile.vlm.openai_models)  # endpoint models join the OpenAI-compatible list
+    assert len({e.base_url for e in served.values()}) == len(served)  # one vLLM server (port) per model
+    assert all(e.base_url.startswith("http://") and e.api_key_env == "VLLM_API_KEY" and e.guided == "none"
+               for e in served.values())
+    # everything else is the paper profile
+    assert (profile.data, profile.cnn, profile.restoration) == (paper.data, paper.cnn, paper.restoration)
+    assert profile.vlm.clip_models == paper.vlm.clip_models and profile.vlm.recorded == paper.vlm.recorded

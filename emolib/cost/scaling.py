@@ -24,13 +24,13 @@ import pandas as pd
 import torch
 from scipy import stats
 from torch import nn
-from tqdm.auto import tqdm
 
 from emolib import catalog
 from emolib.config import Profile
 from emolib.cost.counting import build_study_cnn
 from emolib.data import make_synthetic_faces
 from emolib.labels import get_label_set
+from emolib.quiet import progress_bar
 from emolib.recorder import CostRecorder
 from emolib.store import StageStore, write_parquet
 from emolib.train.models import in_channels_of
@@ -123,7 +123,7 @@ def measure_scaling(model: str, run: Callable[[int], None], sizes: tuple[int, ..
         per_image, overhead = probe_cost(run, cap=max(8, max(sizes) // 2))
         used = fit_sizes_to_budget(used, repeats, per_image, budget_s, overhead)
     rows = []
-    for rep, n in tqdm([(r, n) for r in range(repeats) for n in used],
+    for rep, n in progress_bar([(r, n) for r in range(repeats) for n in used],
                        desc=f"scaling {model}", leave=False):
         wall0, cpu0 = time.perf_counter(), time.process_time()
         if recorder is None:

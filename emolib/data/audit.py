@@ -18,9 +18,9 @@ import numpy as np
 import pandas as pd
 import scipy.fftpack
 from PIL import Image
-from tqdm.auto import tqdm
 
 from emolib.data.imageset import ImageSet
+from emolib.quiet import progress_bar
 
 HASH_BITS = 64
 
@@ -34,7 +34,7 @@ def exact_group_ids(image_set: ImageSet) -> np.ndarray:
         return np.unique(keys, return_inverse=True)[1].ravel()
     from emolib.data.imageset import image_hash
 
-    hashes = [image_hash(img) for img in tqdm(image_set.images(), desc="hashing", leave=False)]
+    hashes = [image_hash(img) for img in progress_bar(image_set.images(), desc="hashing", leave=False)]
     return np.unique(np.array(hashes), return_inverse=True)[1]
 
 
@@ -75,7 +75,7 @@ def perceptual_hashes(image_set: ImageSet, hash_size: int = 8, highfreq_factor: 
     """(n,) uint64 pHash of every image, bit for bit what ``imagehash.phash`` gives."""
     side = hash_size * highfreq_factor
     thumbs = np.empty((len(image_set), side, side), dtype=np.float64)
-    for i in tqdm(range(len(image_set)), desc="pHash", leave=False, mininterval=1):
+    for i in progress_bar(range(len(image_set)), desc="pHash", leave=False, mininterval=1):
         img = Image.fromarray(image_set.image(i)).convert("L")
         thumbs[i] = np.asarray(img.resize((side, side), Image.Resampling.LANCZOS))
     dct = scipy.fftpack.dct(scipy.fftpack.dct(thumbs, axis=1), axis=2)[:, :hash_size, :hash_size]

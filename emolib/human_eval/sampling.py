@@ -20,7 +20,6 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 from PIL import Image
-from tqdm.auto import tqdm
 
 from emolib import catalog
 from emolib.config import Profile
@@ -28,6 +27,7 @@ from emolib.data import ImageSet
 from emolib.human_eval.categories import ERROR_CATEGORIES, add_error_categories
 from emolib.labels import get_label_set
 from emolib.predictions import CONFIG_KEYS
+from emolib.quiet import progress_bar
 from emolib.recorder import CostRecorder
 from emolib.store import write_bytes, write_parquet
 
@@ -166,7 +166,7 @@ def save_sample(
             name: image_positions(find_image_set(image_sets, name))
             for name in sample["dataset"].unique()
         }
-        for row in tqdm(sample.itertuples(), total=len(sample), desc="sample images", leave=False):
+        for row in progress_bar(sample.itertuples(), total=len(sample), desc="sample images", leave=False):
             position = positions[row.dataset][f"{row.split}/{row.image_id}"]
             image = image_sets[row.dataset].image(int(position))
             write_bytes(store.path(f"{IMAGES_DIR}/{row.item_id}.png"), png_bytes(image))

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from emolib.plots import use_house_style
+from emolib.plots import ROLE_COLORS, SEQUENTIAL_CMAP, colors_for, in_words, use_house_style
 
 
 def _flag(g: pd.DataFrame) -> str:
@@ -29,8 +29,9 @@ def plot_variant_scores(scores: pd.DataFrame, metric: str = "weighted_f1") -> pl
         ax.errorbar(g[metric], y, xerr=err, fmt="o", ms=4, capsize=2)
         ax.set_yticks(y, g["prompt"], fontsize=7)
         ax.invert_yaxis()
-        ax.set_xlabel(f"{metric.replace('_', ' ')} (95% bootstrap CI)")
-        ax.set_title(f"{model} on {dataset}{_flag(g)}", fontsize=10)
+        ax.set_xlabel(f"{in_words(metric)} (95% bootstrap CI)")
+        ax.set_title(f"{model} on {in_words(dataset)}{_flag(g)}", fontsize=10)
+    fig.suptitle(f"How {in_words(metric)} moves with the prompt", fontweight="bold")
     return fig
 
 
@@ -38,8 +39,8 @@ def plot_distribution_heatmap(dist: pd.DataFrame, title: str = "") -> plt.Figure
     """Share of each predicted label (columns) per variant (rows)."""
     use_house_style()
     fig, ax = plt.subplots(figsize=(1.0 * dist.shape[1] + 2, 0.28 * dist.shape[0] + 1.5))
-    sns.heatmap(dist, annot=dist.shape[0] <= 20, fmt=".2f", cmap="Blues", vmin=0, vmax=1, cbar=True, ax=ax,
-                annot_kws={"fontsize": 7})
+    sns.heatmap(dist, annot=dist.shape[0] <= 20, fmt=".2f", cmap=SEQUENTIAL_CMAP, vmin=0, vmax=1, cbar=True, ax=ax,
+                annot_kws={"fontsize": 7}, cbar_kws={"label": "share of answers"})
     ax.set_xlabel("predicted label")
     ax.set_ylabel("prompt variant")
     ax.set_title(title, fontsize=10)
@@ -58,8 +59,10 @@ def plot_position_curves(curves: pd.DataFrame) -> plt.Figure:
         ax.set_xlabel("position in the label list")
         ax.set_ylabel("share of answers")
         ax.set_xticks(g["position"])
-        ax.set_title(f"{model}, {dataset}\n{design}{_flag(g)}", fontsize=9)
+        ax.set_title(f"{model}, {in_words(dataset)}\n{in_words(design)}{_flag(g)}", fontsize=9)
     axes.flat[0].legend(fontsize=7)
+    fig.suptitle("Is the label listed first answered more often than it is true?", fontweight="bold")
+    fig.tight_layout()
     return fig
 
 
@@ -70,23 +73,46 @@ def plot_sentiment_bias(table: pd.DataFrame, label: str = "prompt") -> plt.Figur
     y = np.arange(len(table))
     err = np.vstack([table["sentiment_bias"] - table["bias_lo"], table["bias_hi"] - table["sentiment_bias"]])
     ax.errorbar(table["sentiment_bias"], y, xerr=err, fmt="o", capsize=3)
-    ax.axvline(0, color="grey", lw=1)
+    ax.axvline(0, color=ROLE_COLORS["chance"], lw=1, ls="--")
     ax.set_yticks(y, table[label], fontsize=8)
     ax.invert_yaxis()
-    ax.set_xlabel("sentiment bias: positive share predicted - true (95% CI)")
+    ax.set_xlabel("share of positive answers minus share of positive truths (95% CI)")
+    ax.set_title("Do the answers lean positive (right of 0) or negative (left)?", fontsize=10)
     return fig
 
 
 def plot_ranking_preference(pref: pd.DataFrame, title: str = "") -> plt.Figure:
-    """Mean rank a model gives each label on images where it is not the truth (lower = the
-    label is preferred) against the random-ranking mean."""
+    """Which labels a model ranks high on images where they are *not* the answer: per label,
+    ``rank_chance - rank_when_wrong`` (how many ranks above a random ranking), as a dot on a
+    stem from the chance line. Right of the line = preferred although wrong, and the longer
+    the stem the stronger; left = avoided. Most preferred label on top, colour = sentiment.
+    ``pref``: rows of ``emolib.prompts.bias.ranking_preference`` (one model and subset)."""
     use_house_style()
-    fig, ax = plt.subplots(figsize=(6, 0.35 * len(pref) + 1.5))
-    colors = ["tab:orange" if s == "positive" else "tab:blue" for s in pref["sentiment"]]
-    ax.barh(pref["label"], pref["rank_when_wrong"], color=colors)
-    ax.axvline(pref["rank_chance"].iloc[0], color="grey", ls="--", lw=1, label="random ranking")
-    ax.invert_yaxis()
-    ax.set_xlabel("mean rank when the label is wrong (orange: positive)")
-    ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=7)
+    table = pref.assign(preference=pref["rank_chance"] - pref["rank_when_wrong"]).sort_values("preference")
+    fig, ax = plt.subplots(figsize=(6.5, 0.38 * len(table) + 1.9))
+    y = np.arange(len(table))
+    colors = colors_for(table["sentiment"])
+    ax.hlines(y, 0, table["preference"], colors=colors, lw=3)
+    ax.scatter(table["preference"], y, c=colors, s=50, zorder=3)
+    ax.axvline(0, color=ROLE_COLORS["chance"], ls="--", lw=1)
+    ax.set_yticks(y, table["label"])
+    reach = max(0.5, float(np.nanmax(np.abs(table["preference"]))) * 1.2) if len(table) else 0.5
+    ax.set_xlim(-reach, reach)
+    ax.set_ylim(-0.7, len(table) - 0.3)
+    ax.text(0.99, 1.01, "preferred when wrong \u2192", transform=ax.transAxes, ha="right", va="bottom", fontsize=8)
+    ax.text(0.01, 1.01, "\u2190 avoided", transform=ax.transAxes, ha="left", va="bottom", fontsize=8)
+    ax.set_xlabel(f"ranks above a random ranking (chance: mean rank {table['rank_chance'].iloc[0]:.1f})"
+                  if len(table) else "ranks above a random ranking")
+    handles = [plt.Line2D([], [], marker="o", ls="", color=ROLE_COLORS[s], label=s)
+               for s in ("positive", "negative", "neutral") if s in set(table["sentiment"])]
+    if handles:
+        ax.legend(handles=handles, title="sentiment", fontsize=7, title_fontsize=7, loc="lower right")
+    ax.set_title(title or _preference_title(pref), fontsize=10, pad=16)
     return fig
+
+
+def _preference_title(pref: pd.DataFrame) -> str:
+    """'Labels GPT-4V (recorded answers) ranks high when they are wrong' + the subset, in words."""
+    who = in_words(str(pref["model"].iloc[0])) if "model" in pref and len(pref) else "the model"
+    where = f"\n{in_words(str(pref['subset'].iloc[0]))}" if "subset" in pref and len(pref) else ""
+    return f"Labels {who} ranks high when they are wrong{where}"

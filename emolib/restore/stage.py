@@ -16,12 +16,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from emolib import catalog
 from emolib.config import Profile, config_hash
 from emolib.data import ImageSet, image_hash
 from emolib.devices import resolve_device
+from emolib.quiet import progress_bar
 from emolib.recorder import COST_FILE, CostRecorder, read_cost_records
 from emolib.restore.base import Restorer, RestorerUnavailable
 from emolib.restore.cache import ImageCache
@@ -150,7 +150,7 @@ def variant_name(backend: str, output_size: int) -> str:
 
 
 def restore_imageset(image_set: ImageSet, backend: str, profile: Profile,
-                     restorer: Restorer | None = None, progress: bool = True) -> ImageSet:
+                     restorer: Restorer | None = None, progress: bool | None = None) -> ImageSet:
     """``image_set`` restored by ``backend``: pixels (n, S, S) uint8 for gray input ((n, S, S, 3)
     for RGB), S = ``restoration.output_size``, variant ``<backend>-<S>``; ``none`` returns the
     set unchanged (variant ``none``). Each image is looked up in the per-image cache first
@@ -172,7 +172,7 @@ def restore_imageset(image_set: ImageSet, backend: str, profile: Profile,
                         output_size=size, variant=variant_name(backend, size)) as handle:
         step = max(1, profile.restoration.batch_size)
         batches = [todo[i:i + step] for i in range(0, len(todo), step)]
-        bar = tqdm(total=len(todo), desc=f"restore {backend}", disable=not progress or not todo)
+        bar = progress_bar(total=len(todo), progress=progress if todo else False, desc=f"restore {backend}")
         with bar:
             for batch in batches:
                 restored = restorer.restore_images([inputs[i] for i in batch])

@@ -20,11 +20,11 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
-from tqdm.auto import tqdm
 
 from emolib import catalog
 from emolib.config import Profile
 from emolib.data import ImageSet
+from emolib.quiet import progress_bar
 from emolib.recorder import CostRecorder
 from emolib.store import write_parquet
 
@@ -61,7 +61,7 @@ def colour_histogram(rgb: np.ndarray, bins: int = 4) -> np.ndarray:
 def evoked_features(image_set: ImageSet, size: int = 64) -> np.ndarray:
     """(n, d) HOG of a size-px gray copy + HSV histogram of every (lazily read) image."""
     rows = []
-    for i in tqdm(range(len(image_set)), desc="probe features", leave=False):
+    for i in progress_bar(range(len(image_set)), desc="probe features", leave=False):
         img = image_set.image(i)
         rgb = np.stack([img] * 3, -1) if img.ndim == 2 else img
         small = Image.fromarray(rgb).resize((size, size), Image.BILINEAR)

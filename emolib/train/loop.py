@@ -21,8 +21,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
+from emolib.quiet import progress_bar
 from emolib.store import write_bytes
 from emolib.train.augment import augment_batch, prepare_batch
 
@@ -107,7 +107,7 @@ def _epoch_seed(s: TrainSettings, epoch: int) -> int:
 
 def run_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
               s: TrainSettings, epoch: int, loss_weights: torch.Tensor | None,
-              progress: bool = True) -> dict[str, float]:
+              progress: bool | None = None) -> dict[str, float]:
     """One pass over (x uint8 (n, H, W), y int64 (n,)); returns train loss and accuracy."""
     gen = torch.Generator().manual_seed(_epoch_seed(s, epoch))
     torch.manual_seed(_epoch_seed(s, epoch))  # dropout and stochastic depth
@@ -116,7 +116,7 @@ def run_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tenso
     total, warm = steps_per_epoch * s.epochs, max(1, round(steps_per_epoch * s.warmup_epochs))
     model.train()
     loss_sum, correct, seen = 0.0, 0, 0
-    bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{s.epochs}", disable=not progress,
+    bar = progress_bar(range(steps_per_epoch), progress, desc=f"epoch {epoch + 1}/{s.epochs}",
                leave=False)
     for step in bar:
         idx = order[step * s.batch_size:(step + 1) * s.batch_size]
@@ -191,7 +191,7 @@ def _copy_state(model: nn.Module) -> dict[str, torch.Tensor]:
 
 def train_classifier(model: nn.Module, train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray,
                      val_y: np.ndarray, s: TrainSettings, checkpoint: Path | None = None,
-                     stop_after_epoch: int | None = None, progress: bool = True,
+                     stop_after_epoch: int | None = None, progress: bool | None = None,
                      on_epoch: Callable[[dict[str, float]], None] | None = None) -> TrainResult:
     """Train ``model`` in place and leave it with its best (highest val_acc) weights.
 

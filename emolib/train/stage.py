@@ -102,7 +102,7 @@ def _file(store: StageStore, kind: str, name: str, seed: int, ext: str) -> Path:
 
 
 def train_cnn(profile: Profile, faces: ImageSet, name: str, seed: int,
-              arrays: dict[str, np.ndarray] | None = None, progress: bool = True) -> TrainedModel:
+              arrays: dict[str, np.ndarray] | None = None, progress: bool | None = None) -> TrainedModel:
     """Train (or reload) one model and seed; resumes from the epoch checkpoint if present.
     Each attempt records a ``train`` phase tagged ``start_epoch`` whose items are the images
     trained in that attempt only (``heartbeat`` after every epoch)."""
@@ -135,7 +135,7 @@ def train_cnn(profile: Profile, faces: ImageSet, name: str, seed: int,
     return TrainedModel(name, seed, model, s, result, weights, count_parameters(model))
 
 
-def train_all(profile: Profile, faces: ImageSet, progress: bool = True) -> list[TrainedModel]:
+def train_all(profile: Profile, faces: ImageSet, progress: bool | None = None) -> list[TrainedModel]:
     """Every model x seed of ``profile.cnn``, in config order."""
     trained = []
     for seed in profile.cnn.seeds:

@@ -30,12 +30,12 @@ import numpy as np
 import pandas as pd
 import torch
 from PIL import Image
-from tqdm.auto import tqdm
 
 from emolib.config import VLMConfig
 from emolib.data import ImageSet, image_hash
 from emolib.labels import LabelSet
 from emolib.predictions import image_columns, make_predictions
+from emolib.quiet import progress_bar
 from emolib.vlm.base import ModelSpec, ModelUnavailable
 from emolib.vlm.cache import cache_key
 from emolib.vlm.templates import class_words, clip_templates
@@ -217,11 +217,11 @@ class ClipBackend:
         return self._text[key]
 
     @torch.inference_mode()
-    def image_features(self, images: list[np.ndarray], progress: bool = False) -> np.ndarray:
+    def image_features(self, images: list[np.ndarray], progress: bool | None = None) -> np.ndarray:
         """(n, d) unit image embeddings, encoded in batches of ``config.batch_size``."""
         out = []
         batches = range(0, len(images), self.config.batch_size)
-        for start in tqdm(batches, desc=f"clip {self.spec.model}", disable=not progress, leave=False):
+        for start in progress_bar(batches, progress, desc=f"clip {self.spec.model}", leave=False):
             chunk = images[start:start + self.config.batch_size]
             pixels = torch.stack([self.preprocess(to_pil(im)) for im in chunk]).to(self.device)
             emb = self.model.encode_image(pixels).float()
@@ -253,7 +253,7 @@ class ClipBackend:
                 scores[i], latency[i] = json.loads(c.response), c.latency_s
         if todo:
             t0 = time.perf_counter()
-            new = self.scores(self.image_features([images[i] for i in todo], progress=True), text)
+            new = self.scores(self.image_features([images[i] for i in todo]), text)
             per_image = (time.perf_counter() - t0) / len(todo)
             for j, i in enumerate(todo):
                 scores[i], latency[i] = new[j], per_image

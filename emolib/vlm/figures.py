@@ -8,7 +8,7 @@ import pandas as pd
 
 from emolib.labels import get_label_set
 from emolib.metrics import confusion
-from emolib.plots import plot_confusion
+from emolib.plots import colors_for, plot_confusion
 from emolib.vlm.scores import note_of
 
 
@@ -19,8 +19,7 @@ def plot_head_to_head(scores: pd.DataFrame, ax: plt.Axes | None = None) -> plt.A
     names = [f"{b}:{m}" + (f" [{p}]" if p not in ("-", "default") else "") + (" *random*" if n else "")
              for b, m, p, n in zip(table["backend"], table["model"], table["prompt"], table["note"], strict=True)]
     err = np.vstack([table["accuracy"] - table["accuracy_lo"], table["accuracy_hi"] - table["accuracy"]])
-    colors = ["tab:orange" if b == "cnn" else "tab:blue" for b in table["backend"]]
-    ax.barh(names, table["accuracy"], xerr=err, color=colors, capsize=3)
+    ax.barh(names, table["accuracy"], xerr=err, color=colors_for(table["backend"]), capsize=3)
     ax.set_xlabel("accuracy (95% bootstrap CI)")
     ax.set_xlim(0, 1)
     return ax

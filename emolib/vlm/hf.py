@@ -38,11 +38,11 @@ import numpy as np
 import pandas as pd
 import torch
 from jinja2 import TemplateError
-from tqdm.auto import tqdm
 
 from emolib.config import VLMConfig
 from emolib.data import ImageSet, image_hash
 from emolib.labels import LABEL_SETS, LabelSet
+from emolib.quiet import progress_bar
 from emolib.vlm import hf_families
 from emolib.vlm.base import ModelSpec, ModelUnavailable, answer_table
 from emolib.vlm.cache import cache_key
@@ -189,7 +189,7 @@ class HFBackend:
         time, each answer cached as its batch ends. A CUDA out-of-memory error halves the batch
         and retries it (at batch 1 it is raised)."""
         start = 0
-        with tqdm(total=len(todo), desc=f"hf {self.spec.model}", leave=False) as bar:
+        with progress_bar(total=len(todo), desc=f"hf {self.spec.model}", leave=False) as bar:
             while start < len(todo):
                 size = min(self.config.batch_size, self.max_batch or self.config.batch_size)
                 chunk = todo[start:start + size]

@@ -40,11 +40,11 @@ import httpx
 import numpy as np
 import pandas as pd
 from PIL import Image
-from tqdm.auto import tqdm
 
 from emolib.config import EndpointConfig, VLMConfig
 from emolib.data import ImageSet, image_hash
 from emolib.labels import LabelSet
+from emolib.quiet import progress_bar
 from emolib.vlm.base import ModelSpec, ModelUnavailable, answer_table
 from emolib.vlm.cache import cache_key
 from emolib.vlm.parse import lazy_embedder
@@ -212,7 +212,7 @@ class OpenAIBackend:
         images = image_set.images()
         words = tuple(label_set.names)
         with ThreadPoolExecutor(max_workers=self.endpoint.concurrency) as pool:
-            results = list(tqdm(pool.map(lambda im: self.answer(im, prompt, words), images), total=len(images),
+            results = list(progress_bar(pool.map(lambda im: self.answer(im, prompt, words), images), total=len(images),
                                 desc=f"openai {self.spec.model}", leave=False))
         answers, latency, errors = (list(x) for x in zip(*results, strict=True)) if results else ([], [], [])
         return answer_table(image_set, label_set, self.spec, prompt_name, answers, latency, errors,

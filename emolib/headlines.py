@@ -1,0 +1,165 @@
+"""The study's headline numbers, each read from a table the notebooks saved.
+
+``headline_numbers(tables_dir)`` answers the questions of ``HEADLINES`` (best CNN on
+PrivateTest, best VLM against the CNNs, GPT-4V against the CNNs on FER+, the effect of
+restoration, the hard share, prompt sensitivity, the consistency check) from
+``tables/<profile>/tab_NN_*.csv``. A table that is not there is an answer saying so, with
+the notebook that writes it; no number is ever filled in. ``emolib.report`` shows them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from emolib.plots import in_words
+
+
+@dataclass(frozen=True)
+class Headline:
+    """One headline number: the question, the answer read from ``source`` (a table name)."""
+
+    question: str
+    answer: str
+    source: str
+    found: bool = True
+
+
+Read = Callable[[str], "pd.DataFrame | None"]
+
+
+def _pct(value: float) -> str:
+    return f"{100 * value:.1f}%"
+
+
+def _missing(question: str, source: str) -> Headline:
+    return Headline(question, f"not run in this profile: notebook {source[4:6]} did not write {source}",
+                    source, found=False)
+
+
+def best_cnn(read: Read) -> Headline:
+    """Best CNN on all of PrivateTest (mean over seeds), and the same model without the faces
+    that have an exact copy in Training."""
+    question, source = "Best CNN on FER-2013 PrivateTest", "tab_03_results"
+    table = read(source)
+    if table is None:
+        return _missing(question, source)
+    rows = table[(table["subset"] == "fer_private") & (table["restoration"] == "none")]
+    if rows.empty:
+        return Headline(question, "no CNN was scored on fer_private", source)
+    means = rows.groupby("model")["accuracy"].mean().sort_values(ascending=False)
+    best = rows[rows["model"] == means.index[0]]
+    answer = f"{means.index[0]}: {_pct(means.iloc[0])} accuracy (n = {int(best['n'].iloc[0]):,}"
+    answer += f", mean of {len(best)} seeds)" if len(best) > 1 else \
+        f", 95% CI {_pct(best['accuracy_lo'].iloc[0])} to {_pct(best['accuracy_hi'].iloc[0])})"
+    clean = table[(table["model"] == means.index[0]) & (table["restoration"] == "none")
+                  & (table["subset"] == "fer_private_leakage_free_exact")]
+    if len(clean):
+        answer += f"; without exact Training copies {_pct(clean['accuracy'].mean())} (n = {int(clean['n'].iloc[0]):,})"
+    others = ", ".join(f"{m} {_pct(a)}" for m, a in means.iloc[1:].items())
+    return Headline(question, answer + (f"; others: {others}" if others else ""), source)
+
+
+def best_vlm(read: Read) -> Headline:
+    """Best zero-shot VLM against the best CNN on the shared evaluation draw (original faces)."""
+    question, source = "Best VLM against the best CNN, same faces", "tab_04_cnn_vs_vlm"
+    table = read(source)
+    if table is None:
+        return _missing(question, source)
+    rows = table[table["restoration"] == "none"]
+    vlms, cnns = rows[rows["backend"] != "cnn"], rows[rows["backend"] == "cnn"]
+    if vlms.empty:
+        return Headline(question, "no VLM was available in this profile (see tab_04_model_status)", source)
+    vlm = vlms.loc[vlms["accuracy"].idxmax()]
+    answer = f"{vlm['backend']}:{vlm['model']} {_pct(vlm['accuracy'])} on {vlm['subset']} (n = {int(vlm['n']):,})"
+    if len(cnns):
+        cnn = cnns.loc[cnns["accuracy"].idxmax()]
+        answer += f" vs CNN {cnn['model']} {_pct(cnn['accuracy'])}"
+    note = vlm.get("note", "")
+    return Headline(question, answer + (f" ({note})" if isinstance(note, str) and note else ""), source)
+
+
+def gpt4v_vs_cnns(read: Read) -> Headline:
+    """GPT-4V's recorded answers against the best CNN on the same FER+ faces, with McNemar's p."""
+    question, source = "GPT-4V against the CNNs on FER+ (same faces)", "tab_04_cnn_vs_gpt4v"
+    table = read(source)
+    if table is None:
+        return _missing(question, source)
+    gpt, cnns = table[table["backend"] == "recorded"], table[table["backend"] == "cnn"]
+    if gpt.empty or cnns.empty:
+        return Headline(question, "the table lacks GPT-4V or CNN rows", source)
+    cnn = cnns.loc[cnns["accuracy"].idxmax()]
+    answer = (f"GPT-4V {_pct(gpt['accuracy'].iloc[0])} vs best CNN {cnn['model']} {_pct(cnn['accuracy'])} "
+              f"on the same {int(cnn['n']):,} faces (FER+ plurality label)")
+    tests = read("tab_04_cnn_vs_gpt4v_mcnemar")
+    if tests is not None:
+        row = tests[(tests["backend"] == "cnn") & (tests["model"] == cnn["model"])]
+        answer += f"; McNemar p = {row['p'].iloc[0]:.2g}" if len(row) else ""
+    return Headline(question, answer, source)
+
+
+def restoration_effect(read: Read) -> Headline:
+    """Accuracy change of the CNNs on restored faces against the same original faces."""
+    question, source = "Effect of face restoration on CNN accuracy", "tab_03_restored_vs_original"
+    table = read(source)
+    if table is None:
+        return _missing(question, source)
+    if table.empty:
+        return Headline(question, "no restored faces were scored", source)
+    parts = [f"{name}: {100 * g['difference'].min():+.1f} to {100 * g['difference'].max():+.1f} points "
+             f"across {g['model'].nunique()} CNNs (n = {int(g['n'].iloc[0]):,} paired faces)"
+             for name, g in table.groupby("restoration", sort=False)]
+    return Headline(question, "; ".join(parts), source)
+
+
+def hard_share(read: Read) -> Headline:
+    """Share of images in each hard subset, with the out-of-fold accuracy of the probe."""
+    question, source = "Hard subsets: share of images", "tab_03_hard_subsets"
+    table = read(source)
+    if table is None:
+        return _missing(question, source)
+    parts = [f"{in_words(r.dataset)}: {_pct(r.hard_share)} of {int(r.n):,} (probe out-of-fold accuracy "
+             f"{_pct(r.probe_oof_accuracy)})" for r in table.itertuples()]
+    return Headline(question, "; ".join(parts) or "no hard subset was mined", source)
+
+
+def prompt_sensitivity(read: Read) -> Headline:
+    """How many prompt-variant tests stay significant after Holm's correction."""
+    question, source = "Prompt variants that change the answers (after Holm)", "tab_05_significance_holm"
+    table = read(source)
+    if table is None:
+        return _missing(question, source)
+    notes = sorted({n for n in table.get("note", pd.Series(dtype=str)).dropna() if n})
+    answer = f"{int(table['significant'].sum())} of {len(table)} tests significant after Holm"
+    return Headline(question, answer + (f" ({'; '.join(notes)})" if notes else ""), source)
+
+
+def consistency(read: Read) -> Headline:
+    """The consistency check of the whole profile (notebook 07): ok, or what failed."""
+    question, source = "Consistency check of every stage's outputs", "tab_07_consistency"
+    table = read(source)
+    if table is None:
+        return _missing(question, source)
+    bad = table[table["status"] != "ok"]
+    if bad.empty:
+        return Headline(question, f"passed: all {len(table)} checks ok", source)
+    listed = "; ".join(f"{r.status}: {r.check} ({r.subject})" for r in bad.head(5).itertuples())
+    return Headline(question, f"{len(bad)} of {len(table)} checks not ok: {listed}", source)
+
+
+HEADLINES: tuple[Callable[[Read], Headline], ...] = (
+    best_cnn, best_vlm, gpt4v_vs_cnns, restoration_effect, hard_share, prompt_sensitivity, consistency)
+
+
+def read_saved_table(path: Path) -> pd.DataFrame:
+    """A CSV of ``emolib.tables.save_table``; an empty frame was saved as a blank line."""
+    return pd.read_csv(path) if path.read_text().strip() else pd.DataFrame()
+
+
+def headline_numbers(tables: Path) -> list[Headline]:
+    """Every ``HEADLINES`` entry, read from the CSV tables in ``tables``."""
+    return [headline(lambda name: read_saved_table(tables / f"{name}.csv")
+                     if (tables / f"{name}.csv").is_file() else None) for headline in HEADLINES]
