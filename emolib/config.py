@@ -233,7 +233,7 @@ class CostConfig:
     scaling_batch_size: int = 32
     scaling_repeats: int = 2  # rounds over all sizes; the fastest round per size is fitted
     scaling_threads: int = 1  # torch threads while timing; 1 is robust on a shared, busy CPU
-    scaling_budget_s: float | None = None  # per model; sizes shrink in proportion beyond it
+    scaling_budget_s: float | None = 120.0  # per model; sizes shrink in proportion beyond it; null: no limit
     sample_interval_s: float = 0.05  # RSS sampling period inside a timed phase
     infer_phases: tuple[str, ...] = ("infer",)  # phase names that count as inference
     train_phases: tuple[str, ...] = ("train",)  # phase names that count as training

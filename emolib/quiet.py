@@ -16,6 +16,7 @@ where a person watches.
 from __future__ import annotations
 
 import ctypes
+import logging
 import os
 import sys
 import tempfile
@@ -112,6 +113,17 @@ def silence_native_output() -> Iterator[None]:
         _SILENCER.leave()
 
 
+@contextmanager
+def quiet_logging(level: int = logging.WARNING) -> Iterator[None]:
+    """Drop log records at ``level`` and below inside the block (open_clip's "no pretrained
+    weights loaded" warning when random weights are what is wanted)."""
+    logging.disable(level)
+    try:
+        yield
+    finally:
+        logging.disable(logging.NOTSET)
+
+
 def watched_by_a_person() -> bool:
     """True in a Jupyter kernel whose current request comes from a front end a person uses
     (it allows stdin: JupyterLab, Notebook, VS Code), or outside Jupyter with a terminal on
@@ -143,4 +155,5 @@ def progress_bar(iterable: Iterable | None = None, progress: bool | None = None,
     return tqdm(iterable, disable=not show_progress(progress), **kwargs)
 
 
-__all__ = ["PROGRESS_ENV_VAR", "progress_bar", "show_progress", "silence_native_output", "watched_by_a_person"]
+__all__ = ["PROGRESS_ENV_VAR", "progress_bar", "quiet_logging", "show_progress", "silence_native_output",
+           "watched_by_a_person"]

@@ -453,3 +453,19 @@ def test_probe_cost_separates_overhead_from_per_image_time():
     per_image, overhead = probe_cost(lambda n: time.sleep(0.1 + 0.02 * n))
     assert per_image == pytest.approx(0.02, abs=0.01)
     assert overhead == pytest.approx(0.1, abs=0.04)
+
+
+def test_generative_models_are_not_timed_on_a_cpu_unless_named():
+    from emolib.cost.scaling import scaling_targets
+
+    unnamed = scaling_targets(load_profile("smoke", **{"cost.scaling_models": None})).set_index("target")
+    row = unnamed.loc["hf:tiny-random-llava"]
+    assert row["status"] == "skipped" and "GPU" in row["reason"] and "cost.scaling_models" in row["reason"]
+    assert unnamed.loc["cnn:resnet50", "status"] == "available"
+    named = scaling_targets(load_profile("smoke", **{"cost.scaling_models": ["hf:tiny-random-llava"]}))
+    assert named.set_index("target").loc["hf:tiny-random-llava", "status"] == "available"
+
+
+def test_every_profile_gives_each_timed_model_a_budget():
+    for name in ("smoke", "quick", "paper"):
+        assert load_profile(name, check_machine=False).cost.scaling_budget_s is not None, name

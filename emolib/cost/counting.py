@@ -20,6 +20,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from emolib.config import Profile
+from emolib.quiet import quiet_logging
 from emolib.train.models import build_model, in_channels_of
 
 NOT_COUNTED = "not counted"
@@ -62,7 +63,8 @@ def build_clip(spec: str, device: str | torch.device = "cpu") -> tuple[nn.Module
     import open_clip
 
     arch = spec.split("/")[0]
-    model = open_clip.create_model(arch, pretrained=None, device=device)
+    with quiet_logging():  # open_clip warns that no weights were loaded: none are wanted
+        model = open_clip.create_model(arch, pretrained=None, device=device)
     size = model.visual.image_size
     return model, int(size[0] if isinstance(size, tuple | list) else size)
 

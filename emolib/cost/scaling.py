@@ -29,6 +29,7 @@ from emolib import catalog
 from emolib.config import Profile
 from emolib.cost.counting import build_study_cnn
 from emolib.data import make_synthetic_faces
+from emolib.devices import resolve_device
 from emolib.labels import get_label_set
 from emolib.quiet import progress_bar
 from emolib.recorder import CostRecorder
@@ -40,12 +41,13 @@ from emolib.vlm.base import ModelSpec, ModelUnavailable, load_backend
 def make_image_runner(build: Callable[[str], nn.Module], checkpoint: Path,
                       input_shape: tuple[int, int, int], batch_size: int,
                       forward: Callable[[nn.Module, torch.Tensor], object] | None = None,
-                      seed: int = 0) -> Callable[[int], None]:
+                      seed: int = 0, device: str = "cpu") -> Callable[[int], None]:
     """``run(n)``: load the model from ``checkpoint`` (written once, here, if absent; the
     architecture is built by ``build("meta")``, without random init, and takes the
     checkpoint's tensors; ``build("cpu")`` makes the checkpoint),
     turn ``n`` uint8 images of ``input_shape`` into normalised floats and classify them in
-    batches. Pixel values do not change the time, so the images are random."""
+    batches on ``device`` (on CUDA the run waits for the GPU to finish, so its time is real).
+    Pixel values do not change the time, so the images are random."""
     checkpoint = Path(checkpoint)
     if not checkpoint.is_file():
         checkpoint.parent.mkdir(parents=True, exist_ok=True)
@@ -57,12 +59,14 @@ def make_image_runner(build: Callable[[str], nn.Module], checkpoint: Path,
         model = build("meta")  # no random init: the checkpoint's tensors are used as is
         state = torch.load(checkpoint, map_location="cpu", weights_only=True)
         model.load_state_dict(state, assign=True)
-        model.eval()
+        model.to(device).eval()
         with torch.inference_mode():
             for start in range(0, n, batch_size):
                 batch = np.repeat(pixels, min(batch_size, n - start), axis=0)
-                x = (torch.from_numpy(batch).float() / 255.0 - 0.5) / 0.5
+                x = ((torch.from_numpy(batch).float() / 255.0 - 0.5) / 0.5).to(device)
                 forward(model, x)
+        if device.startswith("cuda"):
+            torch.cuda.synchronize(device)
 
     return run
 
@@ -187,14 +191,24 @@ def scaling_targets(profile: Profile) -> pd.DataFrame:
     return frame
 
 
+CPU_GENERATIVE = ("skipped: a generative VLM on the CPU answers in seconds per image in float32; time it on a GPU "
+                  "(device: auto or cuda) or name it in cost.scaling_models to time it here anyway")
+
+
 def _vlm_target_rows(profile: Profile) -> list[dict]:
+    """One row per CLIP and generative model; a generative model is not timed on a CPU unless
+    ``cost.scaling_models`` names it (a visible ``skipped`` row instead)."""
+    device, named = resolve_device(profile.device), profile.cost.scaling_models or ()
     rows = []
     for spec in [ModelSpec("clip", m) for m in profile.vlm.clip_models] + [
             ModelSpec("hf", m) for m in profile.vlm.hf_models]:
         row = {"target": str(spec), "family": spec.backend, "status": "available",
                "reason": spec.note}
+        if spec.backend == "hf" and device == "cpu" and str(spec) not in named:
+            rows.append(row | {"status": "skipped", "reason": CPU_GENERATIVE})
+            continue
         try:
-            load_backend(spec, profile.vlm, cache=None, weights=profile.weights)
+            load_backend(spec, profile.vlm, cache=None, device=device, weights=profile.weights)
         except (ModelUnavailable, ImportError, KeyError) as err:
             row.update(status="unavailable", reason=str(err))
         rows.append(row)
@@ -208,7 +222,8 @@ def _vlm_runner(profile: Profile, target: str) -> Callable[[int], None]:
     fer7 = get_label_set("fer7")
 
     def run(n: int) -> None:
-        backend = load_backend(target, profile.vlm, cache=None, weights=profile.weights)
+        backend = load_backend(target, profile.vlm, cache=None, device=resolve_device(profile.device),
+                               weights=profile.weights)
         backend.predict(faces.subset(list(range(n))), fer7, None, "default")
 
     return run
@@ -222,7 +237,8 @@ def _runner(profile: Profile, target: str, store: StageStore) -> Callable[[int],
     shape = (in_channels_of(cfg.stem), cfg.input_size, cfg.input_size)
     return make_image_runner(lambda device: build_study_cnn(profile, name, device),
                              store.path(f"random_{_safe(name)}.pt"), shape,
-                             profile.cost.scaling_batch_size, seed=profile.seed)
+                             profile.cost.scaling_batch_size, seed=profile.seed,
+                             device=resolve_device(profile.device))
 
 
 def _safe(text: str) -> str:

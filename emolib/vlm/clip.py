@@ -35,7 +35,7 @@ from emolib.config import VLMConfig
 from emolib.data import ImageSet, image_hash
 from emolib.labels import LabelSet
 from emolib.predictions import image_columns, make_predictions
-from emolib.quiet import progress_bar
+from emolib.quiet import progress_bar, quiet_logging
 from emolib.vlm.base import ModelSpec, ModelUnavailable
 from emolib.vlm.cache import cache_key
 from emolib.vlm.templates import class_words, clip_templates
@@ -121,7 +121,7 @@ def build_random_clip(arch: str, config: VLMConfig, device: str = "cpu"):
     The caller's torch random state is left as it was."""
     import open_clip
 
-    with torch.random.fork_rng(devices=[]):  # open_clip initialises on the CPU, then moves
+    with torch.random.fork_rng(devices=[]), quiet_logging():  # initialised on the CPU, then moved
         torch.manual_seed(RANDOM_WEIGHTS_SEED)
         # Random weights measure nothing, so shrink input and context to keep smoke runs fast.
         model, _, preprocess = open_clip.create_model_and_transforms(
