@@ -159,3 +159,11 @@ def test_paper_vllm_example_serves_the_paper_models_through_vllm_endpoints():
     # everything else is the paper profile
     assert (profile.data, profile.cnn, profile.restoration) == (paper.data, paper.cnn, paper.restoration)
     assert profile.vlm.clip_models == paper.vlm.clip_models and profile.vlm.recorded == paper.vlm.recorded
+
+
+def test_notebook_parameters_of_the_wrong_type_are_named():
+    with pytest.raises(ConfigError, match="overrides must be a mapping of dotted keys.*got str 'cnn.epochs=2'"):
+        load_profile("smoke", overrides="cnn.epochs=2")
+    with pytest.raises(ConfigError, match="profile must be a profile name or a YAML path, got int 3"):
+        load_profile(3)
+    assert load_profile("smoke", overrides={"cnn.epochs": 2}, seed=5).cnn.epochs == 2

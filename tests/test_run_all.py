@@ -28,6 +28,16 @@ def _run_all(profile: str, out: Path, notebooks: Path | None = None, timeout: in
                           text=True, timeout=timeout)
 
 
+def test_notebooks_name_outputs_after_the_loaded_profile():
+    """Outputs go to figures/<profile name>/, not to a folder named after the parameter (which
+    may be a path to a YAML file), and a notebook hands its overrides to load_profile as they
+    are, so a wrong type is a ConfigError, not a bare TypeError."""
+    for path in NOTEBOOKS:
+        code = "\n".join(c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code")
+        assert "load_profile(profile, overrides=overrides)" in code, path.name
+        assert not re.search(r"(?<![\w(])profile,\s*f?\"", code), path.name
+
+
 def test_committed_notebooks_are_clean():
     assert [nb.name[:2] for nb in NOTEBOOKS] == sorted(nb.name[:2] for nb in NOTEBOOKS)
     for path in NOTEBOOKS:
@@ -46,7 +56,11 @@ def test_committed_notebooks_are_clean():
 def smoke_run(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
     """One run of every notebook on the smoke profile, shared by the tests below."""
     out = tmp_path_factory.mktemp("smoke_run")
-    return out, _run_all("smoke", out)
+    # by path, from outside configs/: `./run_all.sh path/to/profile.yaml` names its outputs after the file
+    own = out / "my_profiles" / "smoke.yaml"
+    own.parent.mkdir()
+    own.write_text((ROOT / "configs" / "smoke.yaml").read_text())
+    return out, _run_all(str(own), out)
 
 
 @pytest.mark.slow

@@ -58,8 +58,8 @@ def cnn_model_key(profile: Profile, name: str) -> dict:
     changing one model's width, precision or overrides does not retrain the others."""
     cfg = profile.cnn
     shared = {k: v for k, v in to_dict(cfg).items()
-              if k not in ("models", "widths", "stem_strides", "bf16_models", "seeds",
-                           "hard_threshold", "hard_folds", "per_model", "threads")}
+              if k not in ("models", "widths", "stem_strides", "bf16_models", "seeds", "hard_threshold",
+                           "hard_folds", "hard_probe", "hard_vote_share", "per_model", "threads")}
     return {"model": name, "width": cfg.widths.get(name, 1.0), "stem_stride": cfg.stem_strides.get(name),
             "bf16": name in cfg.bf16_models, **shared, **cfg.overrides_for(name),
             "data": to_dict(profile.data)}
@@ -77,9 +77,8 @@ def cnn_store(profile: Profile) -> StageStore:
 
 def hard_store(profile: Profile, dataset: str) -> StageStore:
     """Notebook 03: the hard subset of ``dataset`` (``fer2013`` or ``emotion6``)."""
-    cfg = profile.cnn
-    return StageStore(profile, "hard", dataset, cfg.hard_threshold, cfg.hard_folds,
-                      data_store(profile).hash, profile.seed)
+    # the probe reads the trained CNNs: every CNN setting decides the hard subsets
+    return StageStore(profile, "hard", dataset, profile.cnn, data_store(profile).hash, profile.seed)
 
 
 def vlm_store(profile: Profile) -> StageStore:

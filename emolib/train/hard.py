@@ -1,13 +1,16 @@
-"""Hard subsets (FER-2013-Hard, Emotion6-Hard), built as the evoked-emotion study built its
-"-Hard" sets: out-of-fold probabilities of a cheap probe from k-fold cross-fitting; an image
-is hard when the probe is wrong on it or gives its true class p < ``cnn.hard_threshold``.
+"""Hard subsets (FER-2013-Hard, Emotion6-Hard) that mean something.
 
-Probe: multinomial logistic regression on standardised hand-made features, HOG of the gray
-image for faces (48 px), HOG of a 64 px gray copy plus a 4x4x4 HSV colour histogram for
-Emotion6. Faces are mined over the test pool (PublicTest + PrivateTest, what the VLM
-notebooks evaluate); Emotion6 over all its images. The named subsets ``fer_hard`` and
-``emotion6_hard`` (``emolib.catalog``) are the hard images inside the evaluation draws
-(``fer_eval_<n>``, ``emotion6_eval_<n>``) that every model scores, so CNNs and VLMs are
+FER-2013: out-of-fold probabilities of a probe from k-fold cross-fitting, where the probe is a
+logistic regression on the image features of the best trained CNN (the inputs of its last
+layer; ``cnn.hard_probe: cnn``; the best by PublicTest accuracy, so PrivateTest chooses
+nothing) or, with ``hard_probe: hog``, on HOG features. A face is hard when the probe is wrong
+on it or gives its true class p < ``cnn.hard_threshold``. Faces are mined over the test pool
+(PublicTest + PrivateTest).
+
+Emotion6: hard when fewer than ``cnn.hard_vote_share`` of its own voters chose its label
+(annotator disagreement, from the data set's vote distributions); the HOG + colour probe is
+reported beside it. The named subsets ``fer_hard`` and ``emotion6_hard`` (``emolib.catalog``)
+are the hard images inside the evaluation draws every model scores, so CNNs and VLMs are
 compared on the same hard ids.
 """
 
@@ -89,6 +92,23 @@ def out_of_fold_proba(features: np.ndarray, labels: np.ndarray, n_classes: int, 
     return proba
 
 
+def best_trained(trained: list) -> object:
+    """The trained CNN (``train.stage.TrainedModel``) with the best PublicTest accuracy."""
+    if not trained:
+        raise ValueError("the CNN probe needs the trained CNNs: pass train.stage.train_all's result "
+                         "(or set cnn.hard_probe: hog)")
+    return max(trained, key=lambda t: t.result.best_val_acc)
+
+
+def cnn_face_features(image_set: ImageSet, trained: list) -> tuple[np.ndarray, str]:
+    """(n, d) image features of the best trained CNN for the 48 px gray faces, and its name."""
+    from emolib.train.augment import to_gray_uint8
+    from emolib.train.loop import penultimate_features
+
+    best = best_trained(trained)
+    return penultimate_features(best.model, to_gray_uint8(np.asarray(image_set.pixels)), best.settings), best.name
+
+
 def hard_table(image_set: ImageSet, proba: np.ndarray, threshold: float) -> pd.DataFrame:
     """Per image: image_id, split, y_true, probe y_pred, p_true and ``hard`` (wrong or p_true
     below ``threshold``)."""
@@ -100,8 +120,9 @@ def hard_table(image_set: ImageSet, proba: np.ndarray, threshold: float) -> pd.D
                          "hard": (y_pred != y) | (p_true < threshold)})
 
 
-def mine_hard_subset(profile: Profile, dataset: str) -> pd.DataFrame:
-    """Mine (or read) the hard table of ``dataset`` (``fer2013`` or ``emotion6``)."""
+def mine_hard_subset(profile: Profile, dataset: str, trained: list | None = None) -> pd.DataFrame:
+    """Mine (or read) the hard table of ``dataset`` (``fer2013`` or ``emotion6``); ``trained``:
+    the CNNs of ``train.stage.train_all`` (needed for the CNN probe of the faces)."""
     if dataset not in DATASETS:
         raise ValueError(f"unknown dataset {dataset!r}; hard subsets exist for {DATASETS}")
     store = catalog.hard_store(profile, dataset)
@@ -110,27 +131,44 @@ def mine_hard_subset(profile: Profile, dataset: str) -> pd.DataFrame:
         return pd.read_parquet(path)
     from emolib.data import load_evoked, load_faces
 
-    recorder = CostRecorder(store.dir, "hard")
+    cfg, recorder = profile.cnn, CostRecorder(store.dir, "hard")
     image_set = load_evoked(profile) if dataset == "emotion6" else load_faces(profile).split(*FACE_SPLITS)
     with recorder.phase("preprocess", model="probe_features", items=len(image_set)):
-        features = evoked_features(image_set) if dataset == "emotion6" else face_features(image_set)
-    with recorder.phase("train", model="logreg_probe", items=len(image_set), folds=profile.cnn.hard_folds):
-        proba = out_of_fold_proba(features, image_set.labels, len(image_set.label_set),
-                                  profile.cnn.hard_folds, profile.seed)
-    table = hard_table(image_set, proba, profile.cnn.hard_threshold)
+        if dataset == "emotion6":
+            features, source = evoked_features(image_set), "HOG + colour histogram"
+        elif cfg.hard_probe == "cnn":
+            features, source = cnn_face_features(image_set, trained)
+            source = f"{source} features"
+        else:
+            features, source = face_features(image_set), "HOG"
+    with recorder.phase("train", model="logreg_probe", items=len(image_set), folds=cfg.hard_folds):
+        proba = out_of_fold_proba(features, image_set.labels, len(image_set.label_set), cfg.hard_folds, profile.seed)
+    table = hard_table(image_set, proba, cfg.hard_threshold)
+    if dataset == "emotion6":
+        own = [list(image_set.soft_label_names).index(n) for n in image_set.label_names]
+        table["vote_share"] = image_set.soft_labels[np.arange(len(image_set)), own]
+        table["hard"] = table["vote_share"] < cfg.hard_vote_share
+        rule = f"fewer than {cfg.hard_vote_share:.0%} of voters chose the label"
+    else:
+        rule = f"probe wrong or p(true) < {cfg.hard_threshold:g}"
     write_parquet(path, table)
-    name = SUBSET_OF[dataset]
     within = set(catalog.subset_ids(profile, EVAL_OF[dataset](profile)))
     hard_ids = table.loc[table["hard"] & table["image_id"].isin(within), "image_id"].to_numpy()
-    catalog.write_stage_subset(store, name, image_set.name, hard_ids)
-    store.write_meta(n=len(table), n_hard=int(table["hard"].sum()),
+    catalog.write_stage_subset(store, SUBSET_OF[dataset], image_set.name, hard_ids)
+    store.write_meta(n=len(table), n_hard=int(table["hard"].sum()), rule=rule,
+                     probe=f"logistic regression on {source}, {cfg.hard_folds}-fold out of fold",
                      probe_accuracy=float((table["y_pred"] == table["y_true"]).mean()))
     return table
 
 
-def hard_subset_summary(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    """Per dataset: images, hard images, hard share, probe out-of-fold accuracy."""
-    return pd.DataFrame([{"dataset": name, "n": len(t), "n_hard": int(t["hard"].sum()),
-                          "hard_share": float(t["hard"].mean()),
-                          "probe_oof_accuracy": float((t["y_pred"] == t["y_true"]).mean())}
-                         for name, t in tables.items()])
+def hard_subset_summary(profile: Profile, tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Per dataset: images, hard images, hard share, the rule, the probe and its out-of-fold
+    accuracy (from each hard folder's meta)."""
+    rows = []
+    for name, t in tables.items():
+        meta = catalog.hard_store(profile, name).read_meta()
+        rows.append({"dataset": name, "n": len(t), "n_hard": int(t["hard"].sum()),
+                     "hard_share": float(t["hard"].mean()),
+                     "rule": meta["rule"], "probe": meta["probe"],
+                     "probe_oof_accuracy": float((t["y_pred"] == t["y_true"]).mean())})
+    return pd.DataFrame(rows)

@@ -160,6 +160,19 @@ def predict_proba(model: nn.Module, images: np.ndarray | torch.Tensor, s: TrainS
     return torch.softmax(predict_logits(model, images, s, batch_size), dim=1).numpy()
 
 
+def penultimate_features(model: nn.Module, images: np.ndarray, s: TrainSettings, batch_size: int = 256) -> np.ndarray:
+    """(n, d) float32 inputs of the model's last Linear layer (its image features) for uint8
+    gray images (n, H, W): what a probe on a trained network's representation reads."""
+    head = [m for m in model.modules() if isinstance(m, nn.Linear)][-1]
+    captured: list[torch.Tensor] = []
+    hook = head.register_forward_hook(lambda _m, args, _out: captured.append(args[0].detach().float().cpu()))
+    try:
+        predict_logits(model, torch.as_tensor(np.asarray(images)), s, batch_size)
+    finally:
+        hook.remove()
+    return torch.cat(captured).numpy() if captured else np.empty((0, head.in_features), np.float32)
+
+
 def validate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, s: TrainSettings) -> dict[str, float]:
     logits = predict_logits(model, x, s)
     return {"val_loss": F.cross_entropy(logits, y).item(),
