@@ -38,22 +38,25 @@ SHIPPED_LINK = "kaggle_to_ferplus.csv.gz"  # package data of emolib.data
 LINK_COLUMNS = ("usage", "kaggle_path", "kaggle_class", "ferplus_png", "fer2013_row", "mae", "n_candidates")
 
 
-def _read_checked(path: Path, columns: tuple[str, ...], fix: str) -> pd.DataFrame:
+def read_checked_csv(path: Path, columns: tuple[str, ...], fix: str) -> pd.DataFrame:
+    """A CSV holding at least ``columns``; else a DataError naming the file, what is wrong
+    (not found, unreadable, the missing, expected and found columns) and ``fix``."""
     if not path.is_file():
         raise DataError(f"{path} not found. {fix}")
     try:
         frame = pd.read_csv(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        raise DataError(f"{path} is not a readable CSV ({err}). {fix}") from err
+        raise DataError(f"{path} is not a readable CSV ({err}); expected columns {list(columns)}. {fix}") from err
     missing = [c for c in columns if c not in frame.columns]
     if missing:
-        raise DataError(f"{path}: missing column(s) {missing}; found {list(frame.columns)}. {fix}")
+        raise DataError(f"{path}: missing column(s) {missing}; expected {list(columns)}, "
+                        f"found {list(frame.columns)}. {fix}")
     return frame
 
 
 def load_ferplus_votes(ferplus_dir: str | Path) -> pd.DataFrame:
     """``fer2013new.csv`` as a frame indexed by fer2013.csv row: Usage, Image name, votes."""
-    frame = _read_checked(
+    frame = read_checked_csv(
         Path(ferplus_dir) / VOTES_FILE,
         ("Usage", "Image name") + VOTE_COLUMNS,
         "Get fer2013new.csv from the FER+ repository (microsoft/FERPlus).",
@@ -81,9 +84,9 @@ def load_kaggle_link(ferplus_dir: str | Path | None = None) -> tuple[pd.DataFram
     fix = (f"Delete it to use the map shipped with emolib, or rebuild it with "
            f"emolib.data.ferplus.build_kaggle_to_ferplus and save it as {LINK_FILE}.")
     if own is not None and own.is_file():
-        return _read_checked(own, LINK_COLUMNS, fix), str(own)
+        return read_checked_csv(own, LINK_COLUMNS, fix), str(own)
     with resources.as_file(resources.files("emolib.data") / SHIPPED_LINK) as shipped:
-        return _read_checked(shipped, LINK_COLUMNS, "Reinstall emolib."), f"{SHIPPED_LINK} shipped with emolib"
+        return read_checked_csv(shipped, LINK_COLUMNS, "Reinstall emolib."), f"{SHIPPED_LINK} shipped with emolib"
 
 
 def ferplus_rows(image_set: ImageSet, ferplus_dir: str | Path) -> np.ndarray:

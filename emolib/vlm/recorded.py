@@ -27,8 +27,7 @@ import pandas as pd
 
 from emolib.config import VLMConfig
 from emolib.data import ImageSet, attach_ferplus
-from emolib.data.ferplus import load_kaggle_link
-from emolib.data.imageset import DataError
+from emolib.data.ferplus import load_kaggle_link, read_checked_csv
 from emolib.labels import LabelSet, get_label_set
 from emolib.paths import resolve_data_path
 from emolib.predictions import NO_PREDICTION, make_predictions
@@ -57,19 +56,10 @@ def recorded_dir(model: str) -> Path:
 
 
 def read_recorded_csv(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
-    """A recorded-answers CSV holding at least ``columns``: a DataError naming the file, the
-    missing columns and the expected ones otherwise (a missing file: FileNotFoundError)."""
-    try:
-        frame = pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        raise DataError(f"{path} is not a readable CSV ({err}); expected columns {list(columns)}") from err
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise DataError(
-            f"{path}: missing column(s) {missing}; expected {list(columns)}, found {list(frame.columns)}. "
-            "Recorded answers are CSVs of name, gt and the model's ranked labels (README: recorded/)."
-        )
-    return frame
+    """A recorded-answers CSV holding at least ``columns`` (``data.ferplus.read_checked_csv``:
+    a DataError naming the file, the missing, expected and found columns otherwise)."""
+    return read_checked_csv(path, columns, "Recorded answers are CSVs of name, gt and the model's ranked labels "
+                                           "(README: recorded/).")
 
 
 def first_ranked(answer: str | float | None) -> str | None:
