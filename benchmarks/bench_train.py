@@ -48,13 +48,15 @@ def write_image_folder(pixels: np.ndarray, labels: np.ndarray, root: Path) -> Pa
     return root
 
 
-def train_steps(model, optimizer, batches, steps: int) -> float:
+def train_steps(model, optimizer, batches, steps: int, bf16: bool) -> float:
     """Images per second over ``steps`` training steps (after two warm-up steps)."""
     done, t0 = 0, None
     for i, (x, y) in enumerate(batches):
         if i == 2:
             t0, done = time.perf_counter(), 0
-        loss = F.cross_entropy(model(x), y)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            logits = model(x)
+        loss = F.cross_entropy(logits.float(), y)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -85,19 +87,42 @@ def imagefolder_batches(root: Path, batch: int, size: int, workers: int):
             yield x.contiguous(memory_format=torch.channels_last), y
 
 
+def input_only(batches, steps: int, batch: int) -> float:
+    """Images per second of the input pipeline alone (no model): its share of a step."""
+    next(batches)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        next(batches)
+    return steps * batch / (time.perf_counter() - t0)
+
+
 def compare_pipelines(name: str, width: float, n: int, batch: int, size: int, steps: int,
-                      synthetic: bool, workers: int) -> dict[str, float]:
+                      synthetic: bool, workers: int, bf16: bool) -> dict[str, float]:
+    """Training images/s with each pipeline, and each pipeline's images/s alone."""
     pixels, labels = load_images(n, synthetic)
     with tempfile.TemporaryDirectory() as tmp:
         root = write_image_folder(pixels, labels, Path(tmp))
         out = {}
-        for label, batches in (("emolib", emolib_batches(pixels, labels, batch, size)),
-                               ("imagefolder", imagefolder_batches(root, batch, size, workers))):
+        for label, make in (("emolib", lambda: emolib_batches(pixels, labels, batch, size)),
+                            ("imagefolder", lambda: imagefolder_batches(root, batch, size, workers))):
             torch.manual_seed(0)
             model = build_model(name, 7, 1, width=width).to(memory_format=torch.channels_last)
             opt = torch.optim.AdamW(model.parameters(), 1e-3)
-            out[label] = train_steps(model, opt, batches, steps)
+            out[label] = train_steps(model, opt, make(), steps, bf16)
+            out[f"{label}_input_only"] = input_only(make(), steps, batch)
     return out
+
+
+def report(rates: dict[str, float], batch: int) -> None:
+    """Per batch: the model's share (forward, backward, step) and each pipeline's input share,
+    and the most any input pipeline could gain (Amdahl: the model's time stays)."""
+    ms = {k: 1000 * batch / v for k, v in rates.items()}
+    model_ms = ms["emolib"] - ms["emolib_input_only"]
+    print(f"per batch of {batch}: model step ~{model_ms:.0f} ms; input: emolib {ms['emolib_input_only']:.1f} ms, "
+          f"ImageFolder+DataLoader {ms['imagefolder_input_only']:.1f} ms")
+    print(f"ceiling of any input-side speed-up over ImageFolder: "
+          f"{ms['imagefolder'] / model_ms:.2f}x (a free input pipeline); emolib reaches "
+          f"{rates['emolib'] / rates['imagefolder']:.2f}x")
 
 
 def accuracy_per_minute() -> None:
@@ -126,17 +151,20 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=1536)
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--size", type=int, default=48)
-    parser.add_argument("--steps", type=int, default=6)
+    parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--workers", type=int, default=0)
     parser.add_argument("--synthetic", action="store_true")
+    parser.add_argument("--fp32", action="store_true", help="no bf16 autocast (quick trains VGG in bf16)")
     args = parser.parse_args()
     torch.set_num_threads(2)
     print(f"load average before: {os.getloadavg()}")
     rates = compare_pipelines(args.model, args.width, args.images, args.batch, args.size,
-                              args.steps, args.synthetic, args.workers)
+                              args.steps, args.synthetic, args.workers, not args.fp32)
     print(f"{args.model} (width {args.width}) {args.size}px batch {args.batch}: "
           f"emolib {rates['emolib']:.1f} img/s, ImageFolder+DataLoader(workers={args.workers}) "
-          f"{rates['imagefolder']:.1f} img/s, ratio {rates['emolib'] / rates['imagefolder']:.2f}x")
+          f"{rates['imagefolder']:.1f} img/s, ratio {rates['emolib'] / rates['imagefolder']:.2f}x "
+          f"({'fp32' if args.fp32 else 'bf16 autocast'})")
+    report(rates, args.batch)
     print(f"load average after: {os.getloadavg()}")
     accuracy_per_minute()
 

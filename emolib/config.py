@@ -9,13 +9,15 @@ config section, used to name stage output folders.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 
 from emolib.devices import check_device, resolve_device
+from emolib.labels import get_label_set, register_profile_label_sets
 from emolib.paths import project_root
 from emolib.schema import ConfigError, build_config, config_hash, deep_merge, expand_dotted, to_dict
 
@@ -29,9 +31,50 @@ class SubsampleConfig:
     private_test: int | None = None
 
 
+DATA_LOADERS = ("fer2013", "emotion6", "class_folders", "manifest")  # emolib.data.sets.LOADERS
+DATA_ROLES = ("faces", "evoked")
+# loaders of one particular data set: its label set and role are fixed
+FIXED_LOADERS = {"fer2013": ("fer7", "faces"), "emotion6": ("emotion6", "evoked")}
+MANIFEST_COLUMNS = ("path", "label", "split", "image_id")  # columns a manifest's ``columns`` may rename
+IMAGE_ID_FORMS = ("path", "stem", "file")  # class_folders ids: <class>/<stem>, <stem>, <stem>.<suffix>
+
+
+@dataclass(frozen=True)
+class DataSetConfig:
+    """One named data set of ``data.sets``.
+
+    ``loader``: ``fer2013`` | ``emotion6`` | ``class_folders`` (``path/<class>/*.jpg`` or
+    ``path/<split>/<class>/*.jpg``) | ``manifest`` (a CSV listing ``path``, ``label``, optional
+    ``split`` and ``image_id``; ``columns`` renames them, e.g. ``{label: emotion}``).
+    ``path`` is relative to the data root (``EMOLIB_DATA_DIR``) unless absolute. ``label_set``
+    names an ``emolib.labels`` label set and ``role`` says what the study does with the set
+    (``evoked``: every VLM scores it; ``faces``: listed in notebook 01); both are fixed for the
+    fer2013 and emotion6 loaders. ``image_id`` (class_folders): ids as ``path``
+    (``<class>/<stem>``), ``stem`` or ``file`` (``<stem>.<suffix>``, the form recorded answers
+    may use). ``subsample``: images kept (stratified, profile seed); ``eval_size``: the VLM
+    stage's stratified draw ``<name>_eval_<n>``; null = all.
+    """
+
+    name: str
+    loader: str
+    path: str
+    label_set: str | None = None
+    role: str | None = None
+    columns: dict[str, str] = field(default_factory=dict)
+    image_id: str = "path"
+    subsample: int | None = None
+    eval_size: int | None = None
+
+
 @dataclass(frozen=True)
 class DataConfig:
-    """Where the data sets are and how they are cut down. Paths are relative to the data root."""
+    """Where the data sets are and how they are cut down. Paths are relative to the data root.
+
+    ``fer2013`` and ``emotion6`` are the study's default sets (named ``fer2013`` and
+    ``emotion6``); ``sets`` adds more (``DataSetConfig``), or replaces a default by naming it.
+    ``all_sets()`` lists every set of the profile, defaults first. ``source: synthetic``
+    replaces FER-2013 and Emotion6 with stand-ins; other sets are read from their paths.
+    """
 
     source: Literal["real", "synthetic"] = "real"
     fer2013: str = "fer2013/fer2013.zip"
@@ -48,6 +91,104 @@ class DataConfig:
     phash_threshold: int = 4  # Hamming distance (of 64 bits) that counts as a near duplicate
     near_duplicates: bool = True
     skip_unreadable: bool = False  # True: unreadable images are listed in the audit, not fatal
+    # more named data sets (ArtPhoto, Abstract, EmoSet, FI, your own); left out of the config
+    # hash while empty, so profiles without it keep their stage folders
+    sets: tuple[DataSetConfig, ...] = field(default=(), metadata={"omit_default": True})
+
+    def __post_init__(self) -> None:
+        names = [s.name for s in self.sets]
+        for i, entry in enumerate(self.sets):
+            check_data_set(entry, f"data.sets[{i}] ({entry.name!r})")
+            if entry.name in names[:i]:
+                raise ConfigError(f"data.sets[{i}] ({entry.name!r}): the name {entry.name!r} is already used by "
+                                  f"data.sets[{names.index(entry.name)}]; give every set its own name")
+        self.all_sets()  # a named emotion6 that contradicts data.emotion6_* fails here
+
+    def all_sets(self) -> tuple[DataSetConfig, ...]:
+        """Every data set of the profile: ``fer2013`` and ``emotion6`` (from ``data.fer2013``,
+        ``data.emotion6`` and ``data.emotion6_*``, or the ``sets`` entry of that name), then
+        the other ``sets`` in profile order; label sets and roles of fixed loaders filled in."""
+        named = {s.name: s for s in self.sets}
+        defaults = (DataSetConfig("fer2013", "fer2013", self.fer2013),
+                    DataSetConfig("emotion6", "emotion6", self.emotion6, subsample=self.emotion6_subsample,
+                                  eval_size=self.emotion6_eval_size))
+        out = [_merge_default(named.pop(d.name), d) if d.name in named else d for d in defaults]
+        out += named.values()
+        return tuple(_with_fixed(s) for s in out)
+
+    def get_set(self, name: str) -> DataSetConfig:
+        """The set called ``name`` (``all_sets``); KeyError naming the known ones."""
+        for entry in self.all_sets():
+            if entry.name == name:
+                return entry
+        raise KeyError(f"no data set {name!r} in this profile; its sets: {[s.name for s in self.all_sets()]}")
+
+
+def check_data_set(entry: DataSetConfig, where: str) -> None:
+    """ConfigError naming ``where`` and the fix when ``entry`` cannot be loaded as written."""
+    if not re.fullmatch(r"[a-z0-9][a-z0-9_]*", entry.name) or entry.name == "fer":
+        raise ConfigError(f"{where}: name it with lower-case letters, digits and '_' (it names the subsets "
+                          "<name>_all and <name>_eval_<n>; 'fer' is taken by FER-2013's subsets)")
+    if entry.loader not in DATA_LOADERS:
+        raise ConfigError(f"{where}: unknown loader {entry.loader!r}; use one of {list(DATA_LOADERS)}")
+    if entry.name in FIXED_LOADERS and entry.loader != entry.name:
+        raise ConfigError(f"{where}: the set named {entry.name!r} is the study's own and needs loader "
+                          f"{entry.name!r}; give your set another name")
+    if not entry.path:
+        raise ConfigError(f"{where}: path is empty; give the file or folder (relative to EMOLIB_DATA_DIR)")
+    if entry.loader in FIXED_LOADERS:
+        label_set, role = FIXED_LOADERS[entry.loader]
+        if entry.label_set not in (None, label_set) or entry.role not in (None, role):
+            raise ConfigError(f"{where}: loader {entry.loader!r} always gives label set {label_set!r} and role "
+                              f"{role!r}; drop label_set and role or use loader class_folders/manifest")
+    for key, value in (("label_set", entry.label_set), ("role", entry.role)):
+        if value is None and entry.loader not in FIXED_LOADERS:
+            raise ConfigError(f"{where}: loader {entry.loader!r} needs {key}: say which "
+                              + ("label set its classes belong to" if key == "label_set" else
+                                 f"role it plays, one of {list(DATA_ROLES)}"))
+    if entry.role is not None and entry.role not in DATA_ROLES:
+        raise ConfigError(f"{where}: unknown role {entry.role!r}; use one of {list(DATA_ROLES)}")
+    if entry.label_set is not None:
+        try:
+            get_label_set(entry.label_set)
+        except KeyError as err:
+            raise ConfigError(f"{where}: {err.args[0]}") from None  # the message names the known sets and the fix
+    if entry.columns and entry.loader != "manifest":
+        raise ConfigError(f"{where}: columns is an option of loader 'manifest' only; remove it")
+    unknown = sorted(set(entry.columns) - set(MANIFEST_COLUMNS))
+    if unknown:
+        raise ConfigError(f"{where}: columns renames {list(MANIFEST_COLUMNS)}, not {unknown}; write e.g. "
+                          "{label: emotion} for a CSV whose label column is 'emotion'")
+    if entry.image_id not in IMAGE_ID_FORMS or (entry.image_id != "path" and entry.loader != "class_folders"):
+        raise ConfigError(f"{where}: image_id {entry.image_id!r}: class_folders sets take one of "
+                          f"{list(IMAGE_ID_FORMS)}; other loaders name their ids themselves (manifest: its "
+                          "image_id column)")
+    if entry.loader == "fer2013" and (entry.subsample is not None or entry.eval_size is not None):
+        raise ConfigError(f"{where}: FER-2013 is cut by data.subsample and data.eval_size; remove subsample "
+                          "and eval_size here")
+    for key in ("subsample", "eval_size"):
+        if getattr(entry, key) is not None and getattr(entry, key) < 1:
+            raise ConfigError(f"{where}: {key} must be at least 1, or null for all images")
+
+
+def _merge_default(entry: DataSetConfig, default: DataSetConfig) -> DataSetConfig:
+    """A ``sets`` entry named like a default set, with the sizes of the ``data.*`` keys; the
+    two may not disagree."""
+    sizes = {}
+    for key in ("subsample", "eval_size"):
+        own, legacy = getattr(entry, key), getattr(default, key)
+        if own is not None and legacy is not None and own != legacy:
+            raise ConfigError(f"data.sets ({entry.name!r}): {key} {own} contradicts data.{entry.name}_{key} "
+                              f"{legacy}; set it in one place")
+        sizes[key] = own if own is not None else legacy
+    return replace(entry, **sizes)
+
+
+def _with_fixed(entry: DataSetConfig) -> DataSetConfig:
+    if entry.loader not in FIXED_LOADERS:
+        return entry
+    label_set, role = FIXED_LOADERS[entry.loader]
+    return replace(entry, label_set=label_set, role=role)
 
 
 @dataclass(frozen=True)
@@ -156,6 +297,42 @@ class EndpointConfig:
             raise ConfigError(f"endpoint {self.model!r}: concurrency and image_max_side must be >= 1")
 
 
+# what a recorded-answers file may hold (emolib.vlm.recorded_files), and how its answer is read
+RECORDED_FILE_COLUMNS = ("image_id", "raw_answer", "ranked", "y_true")
+RECORDED_ANSWER_MODES = ("raw", "first_ranked")
+
+
+@dataclass(frozen=True)
+class RecordedFileConfig:
+    """One file of answers recorded elsewhere (``vlm.recorded_files``; format and join rules:
+    ``emolib.vlm.recorded_files``). ``path`` is relative to the data root; ``answer``: ``raw``
+    parses ``raw_answer``, ``first_ranked`` the first label of ``ranked``; ``columns`` maps a
+    format column to the file's own name for it (``{image_id: name, y_true: gt}``)."""
+
+    model: str
+    set: str
+    path: str
+    label_set: str
+    answer: Literal["raw", "first_ranked"] = "raw"
+    columns: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        entry = f"vlm.recorded_files entry {{model: {self.model}, set: {self.set}, path: {self.path}}}"
+        for key in ("model", "set"):  # both name the subset <set>_<model> and its file
+            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", getattr(self, key)):
+                raise ConfigError(f"{entry}: {key} {getattr(self, key)!r} must be letters, digits, '.', '_' or '-'")
+        if not self.path.strip():
+            raise ConfigError(f"{entry}: path is empty; give the file (relative to EMOLIB_DATA_DIR)")
+        try:
+            get_label_set(self.label_set)
+        except KeyError as err:
+            raise ConfigError(f"{entry}: {err.args[0]}; name one of them or add the label set") from None
+        unknown = sorted(set(self.columns) - set(RECORDED_FILE_COLUMNS))
+        if unknown:
+            raise ConfigError(f"{entry}: columns maps unknown format column(s) {unknown}; "
+                              f"format columns: {list(RECORDED_FILE_COLUMNS)}")
+
+
 @dataclass(frozen=True)
 class VLMConfig:
     """Zero-shot vision-language models (notebook 04).
@@ -172,7 +349,9 @@ class VLMConfig:
     openai_base_url: str | None = None
     api_key_env: str = "OPENAI_API_KEY"
     endpoints: tuple[EndpointConfig, ...] = ()  # one per OpenAI-compatible model (EndpointConfig)
-    recorded: tuple[str, ...] = ("gpt4v",)
+    recorded: tuple[str, ...] = ("gpt4v",)  # shipped folders recorded/<model>/ (FER+, ArtPhoto, Abstract)
+    # answers of any model on any set, one file each; out of the config hash while empty
+    recorded_files: tuple[RecordedFileConfig, ...] = field(default=(), metadata={"omit_default": True})
     batch_size: int = 32
     max_new_tokens: int = 64
     temperature: float = 0.0
@@ -190,8 +369,20 @@ class VLMConfig:
     random_weights_ok: bool = False  # smoke only: random-weight stand-ins, flagged in every table
     random_image_size: int = 64  # input size of random-weight CLIP stand-ins
     random_context_length: int = 32  # text context of random-weight CLIP stand-ins
+    # CLIP class words and templates per label set, by name from emolib/vlm/templates.yaml
+    # `clip_prompts` (e.g. {fer7: clip_benchmark}); a set not named here uses its default there
+    clip_prompts: dict[str, str] = field(default_factory=dict)
+    # generative prompt per label set: a role (evoked | faces) or a prompt name of
+    # emolib/vlm/templates.yaml `generative` (e.g. {myset: evoked}); a set not named here uses its
+    # default there, and a label set of your own the role of its data sets (filled in by Profile);
+    # out of the config hash while empty
+    generative_prompts: dict[str, str] = field(default_factory=dict, metadata={"omit_default": True})
 
     def __post_init__(self) -> None:
+        pairs = [(f.model, f.set) for f in self.recorded_files]
+        twice = sorted({p for p in pairs if pairs.count(p) > 1})
+        if twice:
+            raise ConfigError(f"vlm.recorded_files: (model, set) {twice} named by more than one entry")
         served = [e.model for e in self.endpoints]
         twice = sorted({m for m in served if served.count(m) > 1})
         if twice:
@@ -213,7 +404,9 @@ class VLMConfig:
 class PromptStudyConfig:
     """Prompt-sensitivity sweep (notebook 05); variant kinds are those of ``emolib.prompts``
     (``permuted`` expands to ``n_permutations`` seeded orders, ``order4`` to every order of
-    ``order_labels`` labels asked on ``order_sample_size`` images)."""
+    ``order_labels`` labels asked on ``order_sample_size`` images). ``constrained_choice`` and
+    ``constrained_json`` (not in the default list: only vLLM/SGLang endpoints can answer them) ask
+    the base prompt again with the answer constrained to the label words."""
 
     variants: tuple[str, ...] = (
         "base", "positive_first", "negative_first", "permuted", "order4", "persona_positive",
@@ -223,8 +416,9 @@ class PromptStudyConfig:
     sample_size: int | None = 200  # stratified images of each data set; null = all
     order_labels: int = 4  # labels of the all-orders design (4 -> 24 orders)
     order_sample_size: int | None = 48  # images (truth among those labels) asked in every order
-    datasets: tuple[str, ...] = ("evoked",)  # evoked | faces
-    open_vocab_threshold: float = 0.0  # no_labels: cosine needed to map a free answer to a label
+    # what the sweep asks: `evoked` (every evoked set of the profile), `faces` (FER-2013) and/or
+    # set names of the profile (data.sets, emotion6, fer2013); resolved by Profile.prompt_sets
+    datasets: tuple[str, ...] = ("evoked",)
     alpha: float = 0.05
 
 
@@ -274,6 +468,47 @@ class Profile:
     prompts: PromptStudyConfig = field(default_factory=PromptStudyConfig)
     cost: CostConfig = field(default_factory=CostConfig)
     human_eval: HumanEvalConfig = field(default_factory=HumanEvalConfig)
+    # label sets of your own: YAML files (relative to this profile's folder) and/or inline
+    # mappings {name: {description, labels}}; registered by load_profile (README "Your own label sets")
+    label_sets: tuple[str | dict[str, Any], ...] = ()
+
+    def __post_init__(self) -> None:
+        self.prompt_sets()  # an unknown or unsweepable prompts.datasets entry fails at load
+        # imported here: emolib.vlm imports this module
+        from emolib.vlm.templates import check_generative_prompts, role_generative_prompts
+
+        check_generative_prompts(self.vlm.generative_prompts)
+        chosen = role_generative_prompts(self.vlm.generative_prompts,
+                                         [(s.name, s.label_set, s.role) for s in self.data.all_sets()])
+        if chosen != self.vlm.generative_prompts:  # frozen: set once, so backends, hashes and the sweep agree
+            object.__setattr__(self, "vlm", replace(self.vlm, generative_prompts=chosen))
+
+    def prompt_sets(self) -> tuple[DataSetConfig, ...]:
+        """The data sets the prompt sweep asks (``prompts.datasets``), each once, in order:
+        ``evoked`` is every set of role evoked (``data.all_sets``), ``faces`` FER-2013, a name
+        that set. ConfigError naming the key and the known sets for an unknown name or a faces
+        set other than FER-2013 (notebook 01 stores evaluation subsets for FER-2013 and the
+        evoked sets only, and the sweep draws from them)."""
+        sets, out = self.data.all_sets(), {}
+        by_name = {s.name: s for s in sets}
+        for entry in self.prompts.datasets:
+            if entry in PROMPT_SET_GROUPS:
+                chosen = [s for s in sets if s.role == "evoked"] if entry == "evoked" else [by_name["fer2013"]]
+            elif entry in by_name:
+                chosen = [by_name[entry]]
+            else:
+                raise ConfigError(f"prompts.datasets: unknown data set {entry!r}; use {list(PROMPT_SET_GROUPS)} "
+                                  f"or a set of this profile {sorted(by_name)}")
+            for spec in chosen:
+                if spec.role != "evoked" and spec.name != "fer2013":
+                    raise ConfigError(f"prompts.datasets: {spec.name!r} has role {spec.role!r}; the sweep asks "
+                                      "FER-2013 (faces) and the evoked sets, whose evaluation subsets notebook 01 "
+                                      "stores")
+                out.setdefault(spec.name, spec)
+        return tuple(out.values())
+
+
+PROMPT_SET_GROUPS = ("evoked", "faces")  # prompts.datasets words that name several sets
 
 
 def configs_dir() -> Path:
@@ -314,6 +549,8 @@ def load_profile(name_or_path: str | Path, check_machine: bool = True, overrides
         raise ConfigError(f"{path} must hold a mapping of settings, not {type(raw).__name__}")
     raw.setdefault("name", path.stem)
     merged = deep_merge(raw, expand_dotted(overrides))
+    # before the settings are built: data sets and recorded answers may name these label sets
+    register_profile_label_sets(merged.get("label_sets", []), path.parent, str(path))
     profile = build_config(Profile, merged, where=str(path))
     check_device(profile.device, f"{path}: device")
     if check_machine:
@@ -321,6 +558,7 @@ def load_profile(name_or_path: str | Path, check_machine: bool = True, overrides
     return profile
 
 
-__all__ = ["CNNConfig", "ConfigError", "CostConfig", "DataConfig", "EndpointConfig", "HumanEvalConfig",
-           "PER_MODEL_KEYS", "Profile", "PromptStudyConfig", "RestorationConfig", "SubsampleConfig", "VLMConfig",
+__all__ = ["CNNConfig", "ConfigError", "CostConfig", "DATA_LOADERS", "DATA_ROLES", "DataConfig", "DataSetConfig",
+           "EndpointConfig", "HumanEvalConfig", "PER_MODEL_KEYS", "Profile", "PromptStudyConfig",
+           "RecordedFileConfig", "RestorationConfig", "SubsampleConfig", "VLMConfig",
            "build_config", "config_hash", "configs_dir", "load_profile", "profile_path", "to_dict"]

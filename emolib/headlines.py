@@ -92,12 +92,19 @@ def gpt4v_vs_cnns(read: Read) -> Headline:
     if gpt.empty or cnns.empty:
         return Headline(question, "the table lacks GPT-4V or CNN rows", source)
     cnn = cnns.loc[cnns["accuracy"].idxmax()]
-    answer = (f"GPT-4V {_pct(gpt['accuracy'].iloc[0])} vs best CNN {cnn['model']} {_pct(cnn['accuracy'])} "
+    seeds = cnns.loc[cnns["model"] == cnn["model"], "seed"] if "seed" in cnns else pd.Series([], dtype=int)
+    who = f"{cnn['model']} (seed {int(cnn['seed'])} of {len(seeds)})" if len(seeds) > 1 else cnn["model"]
+    answer = (f"GPT-4V {_pct(gpt['accuracy'].iloc[0])} vs best CNN {who} {_pct(cnn['accuracy'])} "
               f"on the same {int(cnn['n']):,} faces (FER+ plurality label)")
     tests = read("tab_04_cnn_vs_gpt4v_mcnemar")
     if tests is not None:
-        row = tests[(tests["backend"] == "cnn") & (tests["model"] == cnn["model"])]
-        answer += f"; McNemar p = {row['p'].iloc[0]:.2g}" if len(row) else ""
+        same = (tests["backend"] == "cnn") & (tests["model"] == cnn["model"])
+        if "seed" in tests and "seed" in cnn:
+            same &= tests["seed"] == cnn["seed"]
+        row = tests[same]
+        p_column = "p_holm" if "p_holm" in tests else "p"
+        label = "McNemar p (Holm)" if p_column == "p_holm" else "McNemar p"
+        answer += f"; {label} = {row[p_column].iloc[0]:.2g}" if len(row) else ""
     return Headline(question, answer, source)
 
 

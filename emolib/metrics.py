@@ -7,11 +7,13 @@ a miss for recall and for accuracy and adds no true positive to any class.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from functools import partial
 
 import numpy as np
 import pandas as pd
 
+from emolib.labels import LabelSet, get_label_set
 from emolib.predictions import CONFIG_KEYS
 from emolib.stats import bootstrap_ci
 
@@ -64,17 +66,21 @@ def classification_scores(y_true, y_pred, n_classes: int) -> dict[str, np.ndarra
 
 
 def summarize(predictions: pd.DataFrame, n_classes_of: dict[str, int] | None = None,
-              n_boot: int = 1000, seed: int = 0, by: list[str] | None = None) -> pd.DataFrame:
+              n_boot: int = 1000, seed: int = 0, by: list[str] | None = None,
+              label_sets: Iterable[LabelSet] = ()) -> pd.DataFrame:
     """One row per group (default ``CONFIG_KEYS``: dataset, label_set, model, backend,
     restoration, prompt, seed, subset): n, accuracy,
-    macro/weighted F1 with bootstrap CIs, and how many answers were unparseable or errors."""
-    from emolib.labels import get_label_set
+    macro/weighted F1 with bootstrap CIs, and how many answers were unparseable or errors.
 
+    The class count of a group's label set comes from ``n_classes_of``, else ``label_sets``
+    (sets made in code and never registered), else ``emolib.labels.get_label_set`` (built-in
+    sets and those a profile registered); a name none of them knows is a KeyError naming it."""
+    own = {ls.name: len(ls) for ls in label_sets}
     by = by or GROUP_KEYS
     rows = []
     for key, group in predictions.groupby(by, sort=False, dropna=False):
         label_set = group["label_set"].iloc[0]
-        k = (n_classes_of or {}).get(label_set) or len(get_label_set(label_set))
+        k = (n_classes_of or {}).get(label_set) or own.get(label_set) or len(get_label_set(label_set))
         y_true, y_pred = group["y_true"].to_numpy(), group["y_pred"].to_numpy()
         scores = classification_scores(y_true, y_pred, k)
         ci = bootstrap_ci(y_true, y_pred, partial(classification_scores, n_classes=k), n_boot=n_boot, seed=seed)

@@ -11,15 +11,21 @@ import pandas as pd
 
 from emolib import catalog
 from emolib.config import Profile
+from emolib.prompts.sweep import order_name, sample_name
 from emolib.vlm.base import model_specs
+from emolib.vlm.recorded_files import recorded_file_subset
 
 COLUMNS = ["step", "notebook", "stage", "what", "device", "on"]
 
 
 def profile_plan(profile: Profile, device: str) -> pd.DataFrame:
-    """The steps of ``profile`` with ``device`` the resolved device (``devices.resolve_device``)."""
+    """The steps of ``profile`` with ``device`` the resolved device (``devices.resolve_device``).
+    Every data set of the profile (``data.all_sets``) is named: the evoked ones in the subsets
+    the VLMs score and the prompt sweep draws, each ``vlm.recorded_files`` entry in a row."""
     nb, eval_name = catalog.NOTEBOOKS, catalog.fer_eval_name(profile)
-    rows = [("data", "audit and named subsets", "cpu", "all FER-2013 and Emotion6")]
+    sets = profile.data.all_sets()
+    evoked = [catalog.evoked_eval_name(profile, s.name) for s in sets if s.role == "evoked"]
+    rows = [("data", "load, audit and define the named subsets", "cpu", ", ".join(s.name for s in sets))]
     rows += [("restoration", f"restore with {b}", device if b.startswith("gfpgan") else "cpu", eval_name)
              for b in dict.fromkeys([profile.restoration.selected, *profile.restoration.eval_backends]) if b != "none"]
     for seed in profile.cnn.seeds:
@@ -31,10 +37,12 @@ def profile_plan(profile: Profile, device: str) -> pd.DataFrame:
     rows += [("vlm", f"replay {spec}'s recorded answers", "none", "the images its recording covers")
              if spec.backend == "recorded" else
              ("vlm", f"load {spec}, predict, free", "api" if spec.backend == "openai" else device,
-              f"{eval_name}, {catalog.emotion6_eval_name(profile)}") for spec in model_specs(profile.vlm)]
+              ", ".join([eval_name, *evoked])) for spec in model_specs(profile.vlm)]
+    rows += [("vlm", f"score recorded:{f.model}'s answers on {f.set} ({f.path})", "none",
+              recorded_file_subset(f.set, f.model)) for f in profile.vlm.recorded_files]
+    swept = [n for s in profile.prompt_sets() for n in (sample_name(profile, s.name), order_name(profile, s.name))]
     rows += [("prompts", f"load {spec}, every prompt variant, free", "api" if spec.backend == "openai" else device,
-              f"sweep samples of {profile.prompts.sample_size or 'all'} images")
-             for spec in model_specs(profile.vlm) if spec.backend in ("hf", "openai")]
+              ", ".join(swept)) for spec in model_specs(profile.vlm) if spec.backend in ("hf", "openai")]
     rows += [("cost", f"time inference against images, model by model ({profile.cost.scaling_threads} thread(s))",
               "cpu", "synthetic images"),
              ("human_eval", "sample errors, annotate, consistency check", "cpu", "every model's predictions")]

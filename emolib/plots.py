@@ -13,7 +13,9 @@ subset names of the tables into words for titles and axes.
 from __future__ import annotations
 
 import os
+import textwrap
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import matplotlib
 
@@ -26,6 +28,10 @@ import numpy as np  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from emolib.paths import figures_dir  # noqa: E402
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from IPython.display import Markdown
 
 # seaborn's "colorblind" palette, spelt out so every module draws with the same hex values
 HOUSE_PALETTE = ("#0173b2", "#de8f05", "#029e73", "#d55e00", "#cc78bc", "#ca9161", "#fbafe4",
@@ -115,6 +121,57 @@ def show_figure(fig: plt.Figure, profile: str, name: str, caption: str) -> None:
     display(Markdown(f"*{caption}*"))
 
 
+def not_measured(what: str, why: str, how_to_enable: str) -> Markdown:
+    """One short box, in place of an empty table or a "not run" placeholder, for a result this
+    machine did not measure: ``what`` (e.g. "energy per phase"), ``why`` (a sentence computed
+    from a status table or probe) and ``how_to_enable`` (a command or profile key). Returns an
+    IPython ``Markdown`` object (a blockquote) to display."""
+    from IPython.display import Markdown
+
+    return Markdown(f"> **Not measured here: {what}.** {_as_sentence(why)}\n>\n"
+                    f"> **To enable it:** {_as_sentence(how_to_enable)}")
+
+
+def show_not_measured(what: str, why: str, how_to_enable: str) -> None:
+    """Display ``not_measured(what, why, how_to_enable)`` in a notebook."""
+    from IPython.display import display
+
+    display(not_measured(what, why, how_to_enable))
+
+
+def _as_sentence(text: str) -> str:
+    text = text.strip()
+    return text[:1].upper() + text[1:] + ("" if text.endswith((".", "!", "?")) else ".")
+
+
+def unavailable_why(status: pd.DataFrame, kind: str = "model", models: list[str] | None = None) -> str:
+    """Why a stage gave no result, from its status table (columns ``model``, ``status``):
+    "none of the 3 generative VLMs asked for is available on this machine (...)". ``models``:
+    the models that were wanted (default: every row of ``status``); one without a row in
+    ``status`` is named as not in this profile."""
+    models = list(status["model"]) if models is None else list(models)
+    if not models:
+        return f"this profile lists no {kind}"
+    available = set(status.loc[status["status"] == "available", "model"])
+    listed = set(status["model"])
+    missing = [m for m in models if m not in available]
+    plural = f"{kind}s" if len(models) != 1 else kind
+    if not missing:
+        return f"every {kind} asked for ({len(models)}) is available, but none gave a result here"
+    head = (f"none of the {len(models)} {plural} asked for is available on this machine" if len(missing) == len(models)
+            else f"{len(missing)} of the {len(models)} {plural} asked for are unavailable on this machine")
+    names = [f"`{m}`" + ("" if m in listed else " (not in this profile)") for m in missing]
+    where = "; each one's reason is in the status table above" if set(missing) & listed else ""
+    return f"{head} ({', '.join(names)}{where})"
+
+
+def fetch_how(profile_name: str) -> str:
+    """How to get a profile's missing models onto this machine."""
+    return (f"list the model in the profile's `vlm` model lists if it is not there; `emolib fetch {profile_name}` "
+            f"downloads the missing weights (`./run_all.sh {profile_name} --fetch` does it before a run), and a model "
+            "served elsewhere goes into `vlm.endpoints`. Then rerun this notebook")
+
+
 def plot_confusion(cm: np.ndarray, class_names: list[str] | tuple[str, ...], ax: plt.Axes | None = None,
                    normalize: bool = True, title: str = "", pred_names: list[str] | None = None,
                    xlabel: str = "predicted", ylabel: str = "true") -> plt.Axes:
@@ -133,18 +190,42 @@ def plot_confusion(cm: np.ndarray, class_names: list[str] | tuple[str, ...], ax:
     return ax
 
 
+TITLE_SIZE = 8  # points, the titles of image grids
+TITLE_LINE_IN = TITLE_SIZE * 1.3 / 72  # inches one title line takes, with its leading
+
+
+def wrap_title(title: str, width_in: float) -> str:
+    """``title`` with each line wrapped at spaces to fit ``width_in`` inches of title text."""
+    chars = max(8, int(width_in * 72 / (TITLE_SIZE * 0.58)))  # bold DejaVu: ~0.58 em per character
+    return "\n".join(textwrap.fill(line, chars, break_long_words=False, break_on_hyphens=False) or line
+                     for line in title.split("\n"))
+
+
 def plot_image_grid(images: list[np.ndarray], titles: list[str] | None = None, ncols: int = 8,
                     size: float = 1.3, suptitle: str = "") -> plt.Figure:
-    """Images (gray or RGB uint8) in a grid with optional titles."""
+    """Images (gray or RGB uint8) in a grid of ``ncols`` columns, each in a ``size`` x ``size``
+    inch box, with optional titles (wrapped to the column width). Each row is laid out in
+    inches: a band as tall as its longest title, then the image box, so no title can run
+    into the row above whatever the images' aspect ratios."""
     nrows = max(1, int(np.ceil(len(images) / ncols)))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * size, nrows * size * 1.15), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for i, (ax, img) in enumerate(zip(axes.flat, images, strict=False)):
-        ax.imshow(img, cmap="gray" if img.ndim == 2 else None, vmin=0, vmax=255)
-        if titles:
-            ax.set_title(titles[i], fontsize=8)
+    titles = [wrap_title(t, size) for t in titles] if titles else []
+    lines = [max((t.count("\n") + 1 for t in titles[r * ncols:(r + 1) * ncols]), default=0) for r in range(nrows)]
+    gap, top = 0.12, (0.5 if suptitle else 0.0)  # inches between boxes; band of the suptitle
+    bands = [n * TITLE_LINE_IN + (0.06 if n else 0.0) for n in lines]
+    width = ncols * size + (ncols - 1) * gap
+    height = top + sum(bands) + nrows * size + (nrows - 1) * gap
+    fig = plt.figure(figsize=(width, height))
+    y = height - top
+    for r in range(nrows):
+        y -= bands[r] + size
+        for c, img in enumerate(images[r * ncols:(r + 1) * ncols]):
+            ax = fig.add_axes(((c * (size + gap)) / width, y / height, size / width, size / height))
+            ax.imshow(img, cmap="gray" if img.ndim == 2 else None, vmin=0, vmax=255)
+            ax.axis("off")
+            ax.set_anchor("N")  # a wide image sits at the top of its box, under its title
+            if titles:
+                ax.set_title(titles[r * ncols + c], fontsize=TITLE_SIZE, pad=3)
+        y -= gap
     if suptitle:
-        fig.suptitle(suptitle)
-    fig.tight_layout()
+        fig.suptitle(suptitle, y=1 - 0.12 / height, va="top")
     return fig

@@ -5,8 +5,8 @@ Columns (``COLUMNS``), one fact each:
 
 - ``image_id, split, dataset, label_set``: the image and the label set its labels index;
 - ``y_true, y_pred``: label indices; ``y_pred`` is -1 when a model gave no usable answer
-  (``parse_status`` ``unparseable`` or ``error``): such a row counts as wrong and is
-  reported, never dropped;
+  (``parse_status`` ``unparseable``, ``error``, or ``not_recorded``: a recording of answers
+  made elsewhere lacks the image): such a row counts as wrong and is reported, never dropped;
 - ``scores``: per-class probabilities or similarities (list of float) or None;
 - ``model, backend``: what answered (backend: cnn, clip, clip_probe, hf, openai, recorded);
 - ``restoration``: the face restoration the image went through (``none``: the original);
@@ -51,7 +51,8 @@ ROW_KEYS = ("image_id", "dataset", "model", "backend", "restoration", "prompt", 
 # what names one group of rows scored together (one model under one configuration)
 CONFIG_KEYS = ("dataset", "label_set", "model", "backend", "restoration", "prompt", "seed", "subset")
 NO_PROMPT = "-"
-PARSE_STATUSES = ("scored", "json", "text_match", "embedding_match", "unparseable", "error")
+PARSE_STATUSES = ("scored", "json", "text_match", "embedding_match", "unparseable", "error", "not_recorded")
+NO_ANSWER_STATUSES = ("unparseable", "error", "not_recorded")  # not_recorded: a recording lacks the image
 NO_PREDICTION = -1
 
 
@@ -90,9 +91,9 @@ def validate_predictions(frame: pd.DataFrame, where: str = "predictions") -> pd.
     if bad_status:
         raise ValueError(f"{where}: unknown parse_status {sorted(bad_status)}; allowed {PARSE_STATUSES}")
     frame = frame.astype({k: v for k, v in COLUMNS.items() if k != "scores"})
-    no_answer = frame["parse_status"].isin(["unparseable", "error"])
+    no_answer = frame["parse_status"].isin(NO_ANSWER_STATUSES)
     if (frame.loc[no_answer, "y_pred"] != NO_PREDICTION).any():
-        raise ValueError(f"{where}: unparseable/error rows must have y_pred == -1")
+        raise ValueError(f"{where}: unparseable/error rows must have y_pred == -1 (not_recorded rows too)")
     if (frame.loc[~no_answer, "y_pred"] < 0).any():
         raise ValueError(f"{where}: rows with a prediction need y_pred >= 0")
     keys = list(ROW_KEYS)

@@ -101,9 +101,12 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
 
 
 def to_dict(config: Any) -> Any:
-    """A config (or part of one) as plain JSON-able data; tuples become lists."""
+    """A config (or part of one) as plain JSON-able data; tuples become lists. A field declared
+    with ``metadata={"omit_default": True}`` is left out while it holds its default, so adding
+    an optional setting keeps the hashes (and stage folders) of configs that do not use it."""
     if dataclasses.is_dataclass(config):
-        return {f.name: to_dict(getattr(config, f.name)) for f in dataclasses.fields(config)}
+        return {f.name: to_dict(getattr(config, f.name)) for f in dataclasses.fields(config)
+                if not (f.metadata.get("omit_default") and getattr(config, f.name) == _default_of(f))}
     if isinstance(config, tuple | list):
         return [to_dict(v) for v in config]
     if isinstance(config, dict):
@@ -111,6 +114,10 @@ def to_dict(config: Any) -> Any:
     if isinstance(config, Path):
         return str(config)
     return config
+
+
+def _default_of(f: dataclasses.Field) -> Any:
+    return f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
 
 
 def config_hash(*parts: Any, length: int = 12) -> str:

@@ -233,3 +233,37 @@ def test_cache_keeps_skip_unreadable_apart_and_sees_a_changed_image(tmp_path, mo
     Image.fromarray(np.full((48, 48), 7, np.uint8)).save(bad)  # repaired in place
     repaired = load_fer2013(tmp_path / "k", skip_unreadable=True)
     assert len(repaired) == 22 and repaired.meta.attrs["unreadable"] == []
+
+
+# ----------------------------------------------------------------------------- the profile's sets
+def test_profile_faces_are_the_configured_layout_however_it_is_named(tmp_path, layouts):
+    """``data.fer2013`` (the default set ``fer2013``), a ``data.sets`` entry of that name, and
+    load_fer2013 of the same path give the same faces; a second FER-2013 copy in ``data.sets``
+    is an extra faces set under its own name; a missing layout is an unavailable row."""
+    from emolib.config import load_profile
+    from emolib.data import load_faces, load_sets
+
+    direct = load_fer2013(layouts["kaggle_zip"])
+    plain = load_profile("smoke", **{"data.source": "real", "data.fer2013": str(layouts["kaggle_zip"]),
+                                     "data.ferplus": str(tmp_path / "no_ferplus")})
+    named = load_profile("smoke", **{"data.source": "real", "data.ferplus": str(tmp_path / "no_ferplus"),
+                                     "data.emotion6": str(tmp_path / "no_emotion6.zip"),
+                                     "data.sets": [{"name": "fer2013", "loader": "fer2013",
+                                                    "path": str(layouts["kaggle_zip"])},
+                                                   {"name": "fer_csv", "loader": "fer2013",
+                                                    "path": str(layouts["fer_csv"])},
+                                                   {"name": "fer_gone", "loader": "fer2013",
+                                                    "path": str(tmp_path / "gone.zip")}]})
+    for faces in (load_faces(plain), load_faces(named), load_sets(named).faces):
+        assert faces.name == "fer2013" and faces.label_set_name == "fer7"
+        assert faces.ids.tolist() == direct.ids.tolist() and faces.splits.tolist() == direct.splits.tolist()
+        assert np.array_equal(faces.pixels, direct.pixels) and faces.labels.tolist() == direct.labels.tolist()
+    data = load_sets(named)
+    table = data.table.set_index("name")
+    assert table["status"].to_dict() == {"fer2013": "available", "emotion6": "unavailable",
+                                         "fer_csv": "available", "fer_gone": "unavailable"}
+    assert table.loc["fer_csv", "role"] == "faces" and data.get("fer_csv").name == "fer_csv"
+    assert _canonical(data.get("fer_csv")) == _canonical(direct)
+    assert "FER-2013 not found at" in table.loc["fer_gone", "reason"]
+    assert table.loc["emotion6", "path"] == str(tmp_path / "no_emotion6.zip")
+    assert "Emotion6 not found at" in table.loc["emotion6", "reason"] and data.evoked() == {}

@@ -141,6 +141,8 @@ def test_saved_sample_has_one_image_per_item(smoke_sample) -> None:
     assert {"cnn", "clip", "clip_probe", "hf"} <= set(sample["backend"])
     for item in sample["item_id"]:
         assert sampling.image_path(sample_dir, item).read_bytes()[:4] == b"\x89PNG"
+    unmatched = sampling.read_unmatched(sample_dir)  # every smoke image is loaded: none left out
+    assert unmatched.empty and list(unmatched.columns) == sampling.UNMATCHED_COLUMNS
     again = sampling.save_sample(
         load_profile("smoke"), predictions, stage.load_image_sets(load_profile("smoke"))
     )

@@ -5,12 +5,8 @@ drawn from notebook 01's evaluation subsets, so the data stage runs first (``smo
 
 from __future__ import annotations
 
-import json
-import re
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
 import pytest
+from fake_servers import FirstLabelServer
 from smoke_stages import run_data
 
 from emolib import catalog
@@ -18,58 +14,6 @@ from emolib.config import load_profile
 from emolib.predictions import validate_predictions
 from emolib.prompts.analysis import fine_grained_rate, first_position_test, position_bias, variant_orders
 from emolib.prompts.sweep import run_prompt_sweep
-
-
-class FirstLabelServer:
-    """/v1/models and /v1/chat/completions: answers the first label of the prompt's [..] list
-    in JSON, or the free word "joyful" when the prompt lists none. Counts chat requests."""
-
-    def __init__(self) -> None:
-        self.requests = 0
-        self.fail_first = 0  # the first n chat requests get HTTP 400 (not retried: an error row)
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args) -> None:
-                pass
-
-            def _send(self, payload: dict) -> None:
-                body = json.dumps(payload).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def do_GET(self) -> None:
-                self._send({"data": [{"id": "first-label"}]})
-
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                server.requests += 1
-                if server.requests <= server.fail_first:
-                    body = b'{"error": {"message": "bad request"}}'
-                    self.send_response(400)
-                    self.send_header("Content-Length", str(len(body)))
-                    self.end_headers()
-                    self.wfile.write(body)
-                    return
-                parts = body["messages"][0]["content"]  # the image comes first, then the prompt
-                text = next(part["text"] for part in parts if part["type"] == "text")
-                listed = re.search(r"\[([^\]]*)\]", text)
-                word = listed.group(1).split(",")[0].strip() if listed else "joyful"
-                self._send({"choices": [{"message": {"role": "assistant",
-                                                     "content": json.dumps({"prediction": word})}}]})
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.timeout = 5
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 @pytest.fixture
@@ -111,6 +55,9 @@ def test_sweep_end_to_end_rerun_is_call_free(server):
     assert set(pred.loc[pred.prompt.str.startswith("order4_"), "image_id"]) == order4
     assert full.groupby(["model", "prompt"]).size().eq(12).all()  # every variant on the same 12 images
     assert set(pred.restoration) == {"none"} and set(pred.seed) == {0}
+    # prompts.datasets [evoked] on smoke is Emotion6 alone, one row of the sets table
+    assert first.sets[["set", "status", "subset", "n", "order_subset", "order_n"]].values.tolist() == [
+        ["emotion6", "swept", "emotion6_sweep_12", 12, "emotion6_sweep_order4_2", 2]]
 
     # The server always answers the first listed label: the position curve must show it.
     api = pred[pred.model == "first-label"]
@@ -148,3 +95,41 @@ def test_failed_calls_leave_the_sweep_partial_and_only_they_are_retried(server):
     fixed = run_prompt_sweep(profile)
     assert server.requests == 29  # only the 5 failed answers were asked again
     assert fixed.store.is_complete() and (fixed.predictions.parse_status != "error").all()
+
+
+def test_no_labels_remap_keeps_empty_and_numeric_answers_unparsed():
+    """notebook 05's no_labels mapping: free answer words go to the nearest label only at the
+    profile's vlm.embedding_threshold; empty, numeric and word-less answers stay unparsed."""
+    import numpy as np
+
+    from emolib.labels import get_label_set
+    from emolib.predictions import make_predictions
+    from emolib.prompts.sweep import remap_open_answers
+    from emolib.vlm.parse import load_embedder
+
+    emotion6 = get_label_set("emotion6")
+    answers = {'{"prediction": "blissful"}': "joy", '{"prediction": "joyful"}': "joy",
+               '{"prediction": "gloomy"}': "sadness", '{"prediction": "elated"}': None,  # cosine 0.44 < 0.6
+               '{"prediction": ""}': None, '{"prediction": 3}': None, '""': None, '"42"': None,
+               "HTTP 500 after 4 retries": None}
+    frame = make_predictions(
+        image_id=[f"img{i}" for i in range(len(answers))], split="test", dataset="emotion6_sweep_9",
+        label_set="emotion6", y_true=0, y_pred=-1, model="m", backend="openai", restoration="none",
+        prompt="no_labels", seed=0, subset="emotion6_sweep_9", raw_response=list(answers),
+        parse_status=["unparseable"] * (len(answers) - 1) + ["error"], latency_s=np.nan)
+    threshold = load_profile("smoke").vlm.embedding_threshold
+    assert threshold == 0.6
+    out = validate_predictions(remap_open_answers(frame, emotion6, load_embedder(), threshold))
+    got = dict(zip(out.raw_response, zip(out.y_pred, out.parse_status, strict=True), strict=True))
+    for answer, label in answers.items():
+        if answer.startswith("HTTP"):
+            assert got[answer] == (-1, "error")  # a failed call is not re-read
+        elif label is None:
+            assert got[answer] == (-1, "unparseable"), answer
+        else:
+            assert got[answer][0] == emotion6.names.index(label), answer
+    assert got['{"prediction": "joyful"}'][1] == "json"  # a synonym: no embedding needed
+    assert got['{"prediction": "blissful"}'][1] == got['{"prediction": "gloomy"}'][1] == "embedding_match"
+    assert frame["parse_status"].tolist()[0] == "unparseable"  # the input frame is left as it was
+    with pytest.raises(ValueError, match="embedding_threshold"):
+        remap_open_answers(frame, emotion6, load_embedder(), 0.0)

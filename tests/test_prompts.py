@@ -59,7 +59,8 @@ def test_base_is_the_vlm_stage_prompt_and_names_are_stable():
     names = [v.name for v in variants if v.family != "order4"]
     assert names == ["base", "positive_first", "negative_first", "permuted_1", "permuted_2", "permuted_3",
                      "persona_positive", "persona_negative", "persona_neutral", "explain",
-                     "context_reasoning", "caption_then_predict", "no_labels"]
+                     "context_reasoning", "caption_then_predict", "no_labels", "constrained_choice",
+                     "constrained_json"]
     order4 = [v for v in variants if v.family == "order4"]
     assert len(order4) == 24 == len({v.name for v in order4}) == len({v.label_order for v in order4})
     assert all(v.name == "order4_" + "-".join(v.label_order) for v in order4)
@@ -102,3 +103,15 @@ def test_unknown_variant_is_refused_and_generic_words_load():
     with pytest.raises(ValueError, match="unknown prompt variant"):
         make_variants(get_label_set("fer7"), ("base", "shouting"))
     assert {"positive", "happy"} <= generic_words()
+
+
+def test_constrained_variants_are_the_base_prompt_under_a_guided_mode():
+    ls = get_label_set("emotion6")
+    base, choice, schema = make_variants(ls, ("base", "constrained_choice", "constrained_json"))
+    assert choice.text == schema.text == base.text == generative_prompt(ls)  # same question, same cache text
+    assert (base.guided, choice.guided, schema.guided) == ("none", "choice", "json_schema")
+    assert choice.family == schema.family == "constrained" and choice.label_order == ls.names
+    table = variants_table([base, choice, schema])
+    assert table.set_index("prompt")["guided"].to_dict() == {"base": "none", "constrained_choice": "choice",
+                                                              "constrained_json": "json_schema"}
+    assert all(v.guided == "none" for v in make_variants(ls, tuple(k for k in FAMILIES if "constrained" not in k)))

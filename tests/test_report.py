@@ -223,3 +223,92 @@ def test_report_opens_in_chromium_with_every_image_and_link(outputs, tmp_path):
     assert shot.shape[0] >= 600 and shot.shape[1] >= 1000
     assert len(np.unique(shot.reshape(-1, 3), axis=0)) >= 50  # text in several colours, antialiased
     assert (shot.min(axis=2) < 128).mean() > 0.005  # dark text covers a visible share of the page
+
+
+def _overlaps(a, b) -> bool:
+    """Two display-space boxes share area (touching edges do not count)."""
+    return a.x0 < b.x1 - 0.5 and b.x0 < a.x1 - 0.5 and a.y0 < b.y1 - 0.5 and b.y0 < a.y1 - 0.5
+
+
+@pytest.mark.parametrize(("shapes", "titles", "ncols"), [
+    ([(48, 48)] * 16, ["train\nfear (exact)", "public_test\nfear (exact)"] * 4
+     + ["private_test\nangry (pHash d=2)", "train\nangry (pHash d=2)"] * 4, 8),  # fig_01_duplicate_pairs
+    ([(96, 96)] * 14, ["realesrgan-animevideov3-x4 (96 px)\nangry"] + ["disgust"] * 6
+     + ["realesrgan-x4 (96 px)\nangry"] + ["disgust"] * 6, 7),  # fig_02_restoration_grid
+    ([(60, 120), (140, 120), (120, 60)] * 4, ["anger"] * 6 + ["joy"] * 6, 6),  # portrait and wide Emotion6 images
+])
+def test_image_grid_titles_never_cover_another_image_or_title(shapes, titles, ncols):
+    """The old grid gave a row 1.15 x its width: second-row titles ran into the images above."""
+    from emolib.plots import plot_image_grid
+
+    images = [np.full(shape, 128, dtype=np.uint8) for shape in shapes]
+    fig = plot_image_grid(images, titles, ncols=ncols, size=1.7, suptitle="duplicates across train and test")
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    images_at = [ax.get_window_extent(renderer) for ax in fig.axes]  # after the aspect is applied
+    titles_at = [ax.title.get_window_extent(renderer) for ax in fig.axes]
+    for i, title in enumerate(titles_at):
+        assert not any(_overlaps(title, box) for box in images_at), f"title {i} covers an image"
+        assert not any(_overlaps(title, other) for j, other in enumerate(titles_at) if j != i), f"title {i}"
+    assert not any(_overlaps(fig._suptitle.get_window_extent(renderer), t) for t in titles_at)
+    plt.close(fig)
+
+
+def test_not_measured_box_says_what_why_and_how():
+    from emolib.plots import fetch_how, not_measured, unavailable_why
+
+    status = pd.DataFrame({"model": ["Qwen/Qwen2-VL-2B-Instruct", "llava-hf/llava-1.5-7b-hf", "gpt4v"],
+                           "status": ["unavailable", "unavailable", "available"]})
+    box = not_measured("position bias", unavailable_why(status.iloc[:2], "generative VLM"), fetch_how("quick"))
+    assert box.data == (
+        "> **Not measured here: position bias.** None of the 2 generative VLMs asked for is available on this "
+        "machine (`Qwen/Qwen2-VL-2B-Instruct`, `llava-hf/llava-1.5-7b-hf`; each one's reason is in the status table "
+        "above).\n>\n> **To enable it:** List the model in the profile's `vlm` model lists if it is not there; "
+        "`emolib fetch quick` downloads the missing weights (`./run_all.sh quick --fetch` does it before a run), and "
+        "a model served elsewhere goes into `vlm.endpoints`. Then rerun this notebook.")
+    assert unavailable_why(status).startswith("2 of the 3 models asked for are unavailable on this machine")
+    assert unavailable_why(status.iloc[2:]) == "every model asked for (1) is available, but none gave a result here"
+    # notebook 04's seed-study claims name models a small profile does not list
+    assert unavailable_why(status, models=["ViT-L-14/openai", "llava-hf/llava-1.5-7b-hf"]) == (
+        "none of the 2 models asked for is available on this machine (`ViT-L-14/openai` (not in this profile), "
+        "`llava-hf/llava-1.5-7b-hf`; each one's reason is in the status table above)")
+    assert unavailable_why(status.iloc[:0]) == "this profile lists no model"
+
+
+def test_legends_sit_outside_the_data():
+    """fig_01_emotion6_valence_arousal and fig_04_cnn_vs_gpt4v had their legends over points and bars."""
+    from emolib.data.figures import plot_valence_arousal
+    from emolib.vlm.figures import plot_versus
+
+    rng = np.random.default_rng(0)
+    names = ["anger", "disgust", "fear", "joy", "sadness", "surprise"]
+    evoked = pd.DataFrame({"label_name": np.repeat(names, 50), "valence": rng.uniform(1, 9, 300),
+                           "arousal": rng.uniform(2, 8, 300), "entropy_bits": rng.uniform(0.3, 2.7, 300)})
+    scores = pd.DataFrame({"backend": ["cnn", "recorded"], "model": ["vgg19_bn", "gpt4v"], "accuracy": [0.645, 0.64],
+                           "accuracy_lo": [0.63, 0.62], "accuracy_hi": [0.66, 0.66], "soft_accuracy": [0.59, 0.6]})
+    who = list(zip(scores.backend, scores.model, strict=True))
+    per_class = pd.DataFrame([{"class": c, "backend": b, "model": m, "f1": 0.95}
+                              for c in ("neutral", "contempt") for b, m in who])
+    for fig in (plot_valence_arousal(evoked), plot_versus(scores, per_class)):
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        legends = [ax.get_legend() for ax in fig.axes if ax.get_legend() is not None]
+        assert legends
+        for legend in legends:
+            assert not any(_overlaps(legend.get_window_extent(renderer), ax.get_window_extent(renderer))
+                           for ax in fig.axes)
+        plt.close(fig)
+
+
+def test_gpt4v_headline_names_the_seed_and_its_own_holm_p():
+    from emolib.headlines import gpt4v_vs_cnns
+
+    scores = pd.DataFrame({"backend": ["recorded", "cnn", "cnn", "cnn"],
+                           "model": ["gpt4v", "vgg19_bn", "vgg19_bn", "resnet50"], "seed": [0, 0, 1, 0],
+                           "accuracy": [0.642, 0.60, 0.65, 0.50], "n": [3571] * 4})
+    tests = pd.DataFrame({"backend": ["cnn"] * 3, "model": ["vgg19_bn", "vgg19_bn", "resnet50"], "seed": [0, 1, 0],
+                          "p": [0.01, 0.2, 0.001], "p_holm": [0.02, 0.2, 0.003]})
+    tables = {"tab_04_cnn_vs_gpt4v": scores, "tab_04_cnn_vs_gpt4v_mcnemar": tests}
+    assert gpt4v_vs_cnns(tables.get).answer == (
+        "GPT-4V 64.2% vs best CNN vgg19_bn (seed 1 of 2) 65.0% on the same 3,571 faces (FER+ plurality label); "
+        "McNemar p (Holm) = 0.2")

@@ -207,3 +207,88 @@ def test_run_all_stops_at_first_failure_and_names_it(tmp_path):
     assert "02_broken.ipynb" in result.stderr and "failed" in result.stderr
     assert "03_never" not in result.stdout
     assert (tmp_path / "results" / "smoke" / "notebooks" / "01_ok.html").is_file()
+
+
+# ----------------------------------------------------------------------------- parameters
+def _tiny_notebook(path: Path, parameters: str, *cells: str) -> Path:
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(parameters, metadata={"tags": ["parameters"]})]
+    nb.cells += [nbformat.v4.new_code_cell(source) for source in cells]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+    return path
+
+
+def test_every_notebook_checks_its_parameters_right_after_declaring_them():
+    """The cell after the parameters cell stops a run given a name the notebook lacks; its
+    declared list is the parameters cell's (as papermill reads it)."""
+    import ast
+
+    from emolib.notebook_params import declared_parameters
+
+    for path in NOTEBOOKS:
+        cells = nbformat.read(path, as_version=4).cells
+        at = next(i for i, c in enumerate(cells) if "parameters" in c.metadata.get("tags", []))
+        check = cells[at + 1]
+        assert check.cell_type == "code" and "check_parameters(globals(), declared=" in check.source, path.name
+        call = next(n for n in ast.walk(ast.parse(check.source)) if isinstance(n, ast.Call)
+                    and getattr(n.func, "id", "") == "check_parameters")
+        declared = ast.literal_eval(next(k.value for k in call.keywords if k.arg == "declared"))
+        assert declared == declared_parameters(path) == ["profile", "overrides"], path.name
+
+
+def test_check_parameters_reads_the_cell_papermill_injected():
+    from emolib.notebook_params import UnknownParameter, check_parameters, injected_names
+
+    injected = '# Parameters\nprofil = "smoke"\noverides = {"cnn.epochs": 2}\n'
+    history = ["", 'profile = "quick"\noverrides = {}', injected, "check_parameters(...)"]
+    assert injected_names(history) == ["profil", "overides"]
+    assert injected_names(["", 'profile = "quick"', "x = 1"]) == []  # run by hand: nothing injected
+    namespace = {"In": history, "profile": "quick", "overrides": {}, "profil": "smoke"}
+    with pytest.raises(UnknownParameter, match=r"unknown parameter 'profil' \(did you mean 'profile'\?\), "
+                                               r"'overides' \(did you mean 'overrides'\?\)"):
+        check_parameters(namespace, ["profile", "overrides"])
+    good = {"In": ["", "# Parameters\nprofile = 'smoke'\nPAPERMILL_INPUT_PATH = 'a.ipynb'\n"], "profile": "smoke",
+            "overrides": {}}
+    assert check_parameters(good, ["profile", "overrides"]) == ["profile", "PAPERMILL_INPUT_PATH"]
+    with pytest.raises(UnknownParameter, match=r"\['overrides'\] of this notebook are not defined"):
+        check_parameters({"In": [""], "profile": "quick"}, ["profile", "overrides"])
+
+
+@pytest.mark.parametrize(("args", "error"), [
+    (["-p", "profil", "smoke"], "unknown parameter 'profil' (did you mean 'profile'?)"),
+    (["-y", "{overides: {cnn.epochs: 2}}"], "unknown parameter 'overides' (did you mean 'overrides'?)"),
+    (["-p", "overrides", "cnn.epochs=2"], "overrides must be a mapping of dotted keys"),
+    (["-p", "profile", "smoke", "-y", "{overrides: {cnn.epochs: 2}}", "--inject-paths"], None),
+])
+def test_a_users_own_papermill_call_stops_on_an_unknown_parameter(tmp_path, args, error):
+    """papermill itself only logs "Passed unknown parameter" and runs the defaults (quick)."""
+    notebook = _tiny_notebook(
+        tmp_path / "nb.ipynb", 'profile = "quick"  # a profile\noverrides = {}  # dotted keys',
+        'from emolib.notebook_params import check_parameters\n\n'
+        'check_parameters(globals(), declared=["profile", "overrides"])',
+        "from emolib.config import load_profile\n\nconfig = load_profile(profile, overrides=overrides)",
+        'print("ran", config.name, config.cnn.epochs)')
+    result = subprocess.run([str(Path(sys.executable).parent / "papermill"), str(notebook), str(tmp_path / "out.ipynb"),
+                             *args, "--log-level", "WARNING", "--no-progress-bar"],
+                            capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    executed = (tmp_path / "out.ipynb").read_text()
+    if error is None:
+        assert result.returncode == 0, result.stderr
+        assert "ran smoke 2" in executed
+    else:
+        assert result.returncode != 0
+        assert error in result.stderr.replace("\\'", "'")
+        assert "ran " not in executed  # nothing ran with the defaults
+
+
+def test_run_all_preflight_names_a_notebook_lacking_a_passed_parameter(tmp_path):
+    nbdir = tmp_path / "nbs"
+    nbdir.mkdir()
+    _tiny_notebook(nbdir / "01_ok.ipynb", 'profile = "smoke"', "x = 1")
+    _tiny_notebook(nbdir / "02_no_profile.ipynb", 'profiles = "smoke"', "y = 2")
+    result = _run_all("smoke", tmp_path, notebooks=nbdir, timeout=300)
+    assert result.returncode == 2
+    assert ("unknown parameter 'profile' (did you mean 'profiles'?) passed to 02_no_profile.ipynb; it takes only "
+            "profiles") in result.stderr
+    assert "01_ok.ipynb" not in result.stdout  # stopped before any notebook ran

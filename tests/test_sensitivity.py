@@ -242,3 +242,66 @@ def test_orders_are_looked_up_per_label_set():
         ("evoked", "all 24 orders of 4 labels"): 4, ("evoked", "random permutations (all labels)"): 6,
         ("faces", "all 24 orders of 4 labels"): 4, ("faces", "random permutations (all labels)"): 7}
     assert analysis.significance.groupby("dataset").significant.any().all()
+
+
+def free_and_constrained(model: str, free: list[tuple[int, str]], constrained: list[tuple[int, str]] | None):
+    """Predictions of ``model`` on 6 Emotion6 images (truth 0..5): ``base`` and, when given,
+    ``constrained_json``, each a list of (y_pred, parse_status)."""
+    frames = []
+    for prompt, answers in (("base", free), ("constrained_json", constrained)):
+        if answers is None:
+            continue
+        frames.append(make_predictions(
+            image_id=[f"im{i}" for i in range(6)], split="test", dataset="emotion6", label_set=LS.name,
+            y_true=np.arange(6), y_pred=[a for a, _ in answers], model=model, backend="openai", restoration="none",
+            prompt=prompt, seed=0, subset="emotion6_sim_6", parse_status=[s for _, s in answers]))
+    return frames
+
+
+def test_free_vs_constrained_by_hand_leaving_out_failed_calls():
+    from emolib.prompts.figures import plot_free_vs_constrained
+    from emolib.prompts.variants import variants_table
+
+    free = [(0, "json"), (-1, "unparseable"), (2, "embedding_match"), (3, "json"), (-1, "error"), (5, "text_match")]
+    constrained = [(0, "json"), (1, "json"), (-1, "unparseable"), (3, "json"), (4, "json"), (5, "json")]
+    pred = pd.concat(free_and_constrained("a", free, constrained) + free_and_constrained("b", free, None),
+                     ignore_index=True)
+    table = sens.compare_constrained(pred)
+    assert len(table) == 1  # model b has no constrained answers: no row
+    row = table.iloc[0]
+    assert (row.model, row.prompt, row.n, row.n_error) == ("a", "constrained_json", 5, 1)  # image 4 failed
+    # images 0 1 2 3 5: free 0 - 2 3 5, constrained 0 1 - 3 5
+    assert row.accuracy_free == pytest.approx(4 / 5) and row.accuracy_constrained == pytest.approx(4 / 5)
+    assert row.weighted_f1_free == pytest.approx(4 / 5) and row.weighted_f1_constrained == pytest.approx(4 / 5)
+    assert row.changed == pytest.approx(2 / 5)  # images 1 and 2
+    assert row.free_off_label == pytest.approx(2 / 5)  # unparseable (1) and an off-label word mapped (2)
+    assert row.rescued == pytest.approx(1 / 2)  # image 1 became a label, image 2 did not
+    assert row.kappa == pytest.approx(11 / 21)  # p_o = 3/5, p_e = 4/25
+    assert row.kappa == pytest.approx(cohen_kappa_score([0, -1, 2, 3, 5], [0, 1, -1, 3, 5]))
+    all_named = sens.compare_constrained(pd.concat(free_and_constrained("a", [(i, "json") for i in range(6)],
+                                                                       constrained), ignore_index=True))
+    assert np.isnan(all_named.rescued.item()) and all_named.free_off_label.item() == 0  # nothing to rescue
+
+    variants = variants_table(make_variants(LS, ("base", "constrained_json")))
+    analysis = sens.analyse_sweep(pred, variants, frozenset(), n_boot=10, notes={"a": "simulated"})
+    assert analysis.constrained.drop(columns="note").equals(table) and list(analysis.constrained.note) == ["simulated"]
+    fig = plot_free_vs_constrained(analysis.constrained)
+    assert len(fig.axes[0].get_yticklabels()) == 1 and "simulated" in fig.axes[0].get_yticklabels()[0].get_text()
+    assert sens.analyse_sweep(pred[pred.prompt == "base"], variants, frozenset(), n_boot=10).constrained.empty
+
+
+def test_constrained_status_says_what_was_measured_or_how_to_enable_it():
+    from emolib.prompts.sweep import NO_CONSTRAINT, NOT_RUN_COLUMNS
+
+    empty, none_refused = pd.DataFrame(columns=sens.CONSTRAINED_COLUMNS), pd.DataFrame(columns=NOT_RUN_COLUMNS)
+    line = sens.constrained_status(empty, none_refused, ("base", "permuted"))
+    assert line.startswith("Free vs constrained answers: not measured here (the profile's `prompts.variants` has no")
+    assert "`vlm.endpoints`" in line and "`constrained_choice`" in line and "\n" not in line
+    refused = pd.DataFrame([{"backend": "hf", "model": "tiny", "dataset": "emotion6", "subset": "s",
+                             "prompt": "constrained_choice", "guided": "choice", "reason": NO_CONSTRAINT["hf"]}])
+    line = sens.constrained_status(empty, refused, ("base", "constrained_choice"))
+    assert f"no model here can decode constrained (`tiny`: {NO_CONSTRAINT['hf']})" in line
+    free = [(0, "json")] * 6
+    table = sens.compare_constrained(pd.concat(free_and_constrained("a", free, free), ignore_index=True))
+    assert sens.constrained_status(table, refused, ("constrained_choice",)) == (
+        f"Free vs constrained answers measured for `a`. Not run: `tiny`: {NO_CONSTRAINT['hf']}.")

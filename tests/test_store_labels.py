@@ -65,6 +65,20 @@ def test_label_sets_and_synonyms():
     assert [mikels.sentiment(i) for i in range(8)] == ["positive"] * 4 + ["negative"] * 4
 
 
+def test_ckplus_class_folders_load_into_ckplus7(tmp_path):
+    # CK+48's folder names: "happy" for happiness; index = CK+ emotion code - 1
+    for cls in ("anger", "contempt", "happy", "surprise"):
+        (tmp_path / "ck" / cls).mkdir(parents=True)
+        Image.new("L", (8, 8)).save(tmp_path / "ck" / cls / "s1.png")
+    s = load_class_folders(tmp_path / "ck", "ckplus7")
+    assert dict(zip(s.ids, s.labels.tolist(), strict=True)) == {
+        "anger/s1": 0, "contempt/s1": 1, "happy/s1": 4, "surprise/s1": 6}
+    (tmp_path / "ck" / "neutral").mkdir()
+    Image.new("L", (8, 8)).save(tmp_path / "ck" / "neutral" / "s1.png")
+    with pytest.raises(DataError, match=r"'neutral' is not a class of ckplus7"):
+        load_class_folders(tmp_path / "ck", "ckplus7")
+
+
 def test_stratified_indices_keep_shares_and_seed():
     labels = np.repeat(np.arange(4), [500, 50, 300, 150])
     idx = stratified_indices(labels, 100, seed=1)

@@ -407,3 +407,23 @@ def test_penultimate_features_are_what_the_last_layer_reads():
     expected = predict_logits(model, torch.as_tensor(images), s)
     assert features.shape == (5, head.in_features)
     assert torch.allclose(logits, expected, atol=1e-4)
+
+
+def test_only_face_data_settings_retrain_a_cnn():
+    base = load_profile("smoke")
+    evoked = load_profile("smoke", **{"data.emotion6_eval_size": 12, "data.eval_size": 30,
+                                      "data.phash_threshold": 2})
+    faces = load_profile("smoke", **{"data.synthetic_per_class": 41})
+    assert catalog.cnn_model_store(evoked, "vgg19_bn", 0).dir == catalog.cnn_model_store(base, "vgg19_bn", 0).dir
+    assert catalog.cnn_model_store(faces, "vgg19_bn", 0).dir != catalog.cnn_model_store(base, "vgg19_bn", 0).dir
+
+
+def test_resnet50_width_scales_every_stage():
+    half = build_model("resnet50", 7, 1, width=0.5)
+    full = build_model("resnet50", 7, 1)
+    assert half.layer4[-1].conv3.out_channels == 1024 and half.fc.in_features == 1024
+    assert full.layer4[-1].conv3.out_channels == 2048
+    assert half.conv1.in_channels == 1 and half.conv1.out_channels == 32
+    ratio = sum(p.numel() for p in half.parameters()) / sum(p.numel() for p in full.parameters())
+    assert 0.2 < ratio < 0.3  # parameters scale with the square of the width
+    assert half(torch.randn(2, 1, 48, 48)).shape == (2, 7)

@@ -191,3 +191,41 @@ def test_random_stand_in_is_seeded_so_two_builds_predict_the_same(faces) -> None
     b = second.predict(test, test.label_set, None, "base")
     np.testing.assert_array_equal(score_matrix(a), score_matrix(b))
     np.testing.assert_array_equal(a["y_pred"], b["y_pred"])
+
+
+def test_profile_chooses_clip_prompts_per_label_set(backend, faces) -> None:
+    from emolib.labels import get_label_set
+    from emolib.vlm.templates import class_words, clip_templates
+
+    fer7, test = get_label_set("fer7"), faces.split("private_test")
+    # CLIP_benchmark's fer2013 class names (en_classnames.json), in its order: the FER-2013 folders
+    benchmark = ["angry", "disgusted", "fearful", "happy", "neutral", "sad", "surprised"]
+    folders = ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"]
+    words = class_words(fer7, "clip_benchmark")
+    assert [words[fer7.index(f)] for f in folders] == [(w,) for w in benchmark]
+    assert clip_templates(fer7, prompts="clip_benchmark")[1] == "a photo of a face showing the emotion: {c}."
+    default = score_matrix(backend.predict(test, fer7, None, "p"))
+    try:
+        backend.config = replace(CONFIG, clip_prompts={"fer7": "clip_benchmark"})
+        assert backend.prompts_for(fer7) == "clip_benchmark"
+        # the same words and templates as the CLIP paper's, mapped onto fer7's order: the same scores
+        np.testing.assert_allclose(score_matrix(backend.predict(test, fer7, None, "p")), default, atol=1e-6)
+        backend.config = replace(CONFIG, clip_prompts={"fer7": "single_face"})
+        single = score_matrix(backend.predict(test, fer7, None, "p"))
+        assert not np.allclose(single, default, atol=1e-4)  # one template, not six
+    finally:
+        backend.config = CONFIG
+
+
+def test_unknown_clip_prompts_are_a_config_error_naming_the_known_ones() -> None:
+    from emolib.config import ConfigError
+
+    known = r"\['clip_benchmark', 'clip_paper', 'evoked', 'single_face'\]"
+    with pytest.raises(ConfigError, match=r"vlm.clip_prompts.fer7: unknown CLIP prompts 'clip_bench'; known in "
+                                          r"templates.yaml: " + known):
+        load_backend("clip:ViT-S-32/random", replace(CONFIG, clip_prompts={"fer7": "clip_bench"}))
+    with pytest.raises(ConfigError, match=r"vlm.clip_prompts: unknown label set 'fer8'; known: \['ckplus7'"):
+        load_backend("clip:ViT-S-32/random", replace(CONFIG, clip_prompts={"fer8": "clip_paper"}))
+    with pytest.raises(ConfigError, match=r"clip_prompts.ferplus8: .* no class words for ferplus8 label\(s\) "
+                                          r"\['contempt'\]"):
+        load_backend("clip:ViT-S-32/random", replace(CONFIG, clip_prompts={"ferplus8": "clip_benchmark"}))

@@ -15,14 +15,21 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
+from smoke_stages import run_data
 
-from emolib.config import ConfigError, EndpointConfig, VLMConfig, build_config, configs_dir
-from emolib.data import make_synthetic_faces
+from emolib.config import ConfigError, EndpointConfig, VLMConfig, build_config, configs_dir, load_profile
+from emolib.data import make_synthetic_evoked, make_synthetic_faces
 from emolib.predictions import validate_predictions, write_predictions
+from emolib.prompts.analysis import compare_constrained, constrained_status
+from emolib.prompts.sweep import NO_CONSTRAINT, _sweep_model, ask_variant, not_run_reason, run_prompt_sweep
+from emolib.prompts.variants import make_variants
+from emolib.recorder import CostRecorder
 from emolib.vlm import ModelSpec, ModelUnavailable, ResponseCache, load_backend, status_table
-from emolib.vlm.openai_api import MAX_RETRY_AFTER_S, image_data_url, retry_after_s
+from emolib.vlm.base import answer_table
+from emolib.vlm.openai_api import MAX_RETRY_AFTER_S, OPENAI_URL, OpenAIBackend, image_data_url, retry_after_s
 
 KEY_ENV = "EMOLIB_TEST_OPENAI_KEY"
 SECRET = "sk-test-DO-NOT-WRITE-7f3a9c"
@@ -37,13 +44,15 @@ class FakeServer:
     switch of chat request n: 200 (a good answer, ``answer``), another status (with
     ``Retry-After: 0``), or a fault of ``FAULTS``: ``retry_after_date`` (503 with Retry-After
     as an HTTP date ``retry_after_s`` ahead), ``malformed`` (a 200 HTML page), ``no_choices``,
-    ``null_content``, ``timeout`` (answers after ``hang_s``), ``reset`` (TCP RST, no answer)."""
+    ``null_content``, ``timeout`` (answers after ``hang_s``), ``reset`` (TCP RST, no answer).
+    ``reply``: when set, a function of the request body that gives the answer instead of ``answer``."""
 
     def __init__(self, delay_s: float = 0.0) -> None:
         self.delay_s, self.requests, self.inflight, self.max_inflight = delay_s, [], 0, 0
         self.lock = threading.Lock()
         self.plan = lambda n: 200
         self.models, self.answer, self.hang_s, self.retry_after_s = ["fake-vlm"], GOOD, 2.0, 2.0
+        self.reply = None
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -90,7 +99,7 @@ class FakeServer:
                     return self._send(503, {"error": {"message": "busy"}}, {"Retry-After": date})
                 if isinstance(fault, int) and fault != 200:
                     return self._send(fault, {"error": {"message": "try again"}}, {"Retry-After": "0"})
-                content = None if fault == "null_content" else server.answer
+                content = None if fault == "null_content" else server.reply(body) if server.reply else server.answer
                 choices = [] if fault == "no_choices" else [
                     {"index": 0, "finish_reason": "length" if content is None else "stop",
                      "message": {"role": "assistant", "content": content}}]
@@ -326,3 +335,163 @@ def test_endpoints_in_a_profile() -> None:
 
     paper = build_config(VLMConfig, yaml.safe_load((configs_dir() / "paper.yaml").read_text())["vlm"])
     assert "gpt-4o" in paper.openai_models and paper.endpoint("gpt-4o").base_url == "https://api.openai.com/v1"
+
+
+# ----------------------------------------------------------------------------- constrained variants
+# fer7: angry disgust fear happy sad surprise neutral; face i has truth i
+FREE_ANSWERS = ["This face clearly shows angry feelings here.",  # angry: right
+                "The person in this picture seems lost in thought.",  # no label word: unparseable
+                "I cannot tell what this person feels.",  # a refusal: unparseable
+                "This face clearly shows happy feelings here.",  # happy: right
+                "This face clearly shows happy feelings here.",  # happy: wrong (sad)
+                "The person in this picture seems lost in thought.",  # unparseable
+                "This face clearly shows neutral feelings here."]  # neutral: right
+CONSTRAINED_PICKS = [0, 1, 3, 3, 4, 5, 6]  # index into the label words sent; wrong only on face 2
+
+
+def guided_reply(faces):
+    """A reply for FakeServer that honours constrained decoding as vLLM does: a label word taken
+    from the request's own choice list or JSON-schema enum (per face, ``CONSTRAINED_PICKS``), and
+    the face's free sentence (``FREE_ANSWERS``) when the request carries no constraint."""
+    face_of = {image_data_url(im): i for i, im in enumerate(faces.images())}
+
+    def reply(body: dict) -> str:
+        i = face_of[body["messages"][0]["content"][0]["image_url"]["url"]]
+        choice = body.get("structured_outputs", {}).get("choice") or body.get("guided_choice")
+        if choice:
+            return choice[CONSTRAINED_PICKS[i]]
+        if body.get("response_format", {}).get("type") == "json_schema":
+            words = body["response_format"]["json_schema"]["schema"]["properties"]["prediction"]["enum"]
+            return json.dumps({"prediction": words[CONSTRAINED_PICKS[i]]})
+        return FREE_ANSWERS[i]
+    return reply
+
+
+def test_constrained_variants_send_their_fields_parse_and_compare_by_hand(server, faces, tmp_path) -> None:
+    server.reply = guided_reply(faces)
+    cache = ResponseCache(tmp_path / "cache.sqlite")
+    backend = load_backend("openai:fake-vlm", endpoint_config(server, concurrency=3), cache=cache)
+    variants = make_variants(faces.label_set, ("base", "constrained_choice", "constrained_json"))
+    assert [v.guided for v in variants] == ["none", "choice", "json_schema"]
+    assert variants[0].text == variants[1].text == variants[2].text  # the base prompt, word for word
+    frames = {}
+    for v in variants:
+        frames[v.name] = validate_predictions(ask_variant(backend, faces, v))
+        assert backend.guided == "none"  # the constraint held for that variant's requests only
+    names = list(faces.label_set.names)
+    bodies = [r["body"] for r in server.requests]
+    free, choice, schema = bodies[:7], bodies[7:14], bodies[14:]
+    assert all(b["response_format"] == {"type": "json_object"} and "guided_choice" not in b
+               and "structured_outputs" not in b for b in free)
+    assert all(b["structured_outputs"] == {"choice": names} and b["guided_choice"] == names
+               and "response_format" not in b for b in choice)
+    assert all(b["response_format"]["type"] == "json_schema" and "guided_choice" not in b for b in schema)
+    assert {b["messages"][0]["content"][1]["text"] for b in bodies} == {variants[0].text}
+    assert list(frames["base"]["y_pred"]) == [0, -1, -1, 3, 3, -1, 6]
+    assert list(frames["base"]["parse_status"]) == ["text_match", "unparseable", "unparseable", "text_match",
+                                                    "text_match", "unparseable", "text_match"]
+    for name, status in (("constrained_choice", "text_match"), ("constrained_json", "json")):
+        assert list(frames[name]["y_pred"]) == CONSTRAINED_PICKS and set(frames[name]["parse_status"]) == {status}
+
+    table = compare_constrained(pd.concat(frames.values(), ignore_index=True))
+    assert list(table["prompt"]) == ["constrained_choice", "constrained_json"]
+    for row in table.itertuples():
+        assert (row.n, row.n_error) == (7, 0)
+        assert row.accuracy_free == pytest.approx(3 / 7) and row.accuracy_constrained == pytest.approx(6 / 7)
+        # per-class F1, one face per class: free 1, 0, 0, 2/3 (happy twice), 0, 0, 1; constrained 0 only for fear
+        assert row.weighted_f1_free == pytest.approx(8 / 21) and row.weighted_f1_constrained == pytest.approx(17 / 21)
+        assert row.changed == pytest.approx(4 / 7)  # faces 1, 2, 4, 5
+        assert row.free_off_label == pytest.approx(3 / 7) and row.rescued == 1.0  # faces 1, 2, 5 all became labels
+        assert row.kappa == pytest.approx(15 / 43)  # p_o = 3/7, p_e = (1 + 4 + 1) / 49
+
+    # free and constrained answers are cached apart; the free ones under the key notebook 04 uses
+    assert len(cache) == 21
+    settings = {row[0] for row in cache._conn.execute("SELECT settings FROM responses")}
+    assert len(settings) == 3 and sum('"guided"' in s for s in settings) == 2
+    calls = len(server.requests)
+    plain = load_backend("openai:fake-vlm", endpoint_config(server), cache=cache)  # as the VLM stage asks
+    again = plain.predict(faces, faces.label_set, variants[0].text, "default")
+    assert len(server.requests) == calls and list(again["raw_response"]) == FREE_ANSWERS
+    for v in variants[1:]:
+        assert list(ask_variant(plain, faces, v)["y_pred"]) == CONSTRAINED_PICKS
+    assert len(server.requests) == calls  # a rerun of every variant makes no call
+    cache.close()
+
+
+class HFStandIn:
+    """An in-process generative backend (as ``emolib.vlm.hf``): free answers, no constrained
+    decoding; records the variants it was asked."""
+
+    spec = ModelSpec("hf", "stand-in")
+    embedder = None
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    def predict(self, image_set, label_set, prompt, prompt_name):
+        self.asked.append(prompt_name)
+        n = len(image_set)
+        return answer_table(image_set, label_set, self.spec, prompt_name, ['{"prediction": "joy"}'] * n,
+                            [0.0] * n, [None] * n)
+
+
+def test_backends_that_cannot_constrain_get_a_not_run_row_with_the_reason(server, tmp_path) -> None:
+    profile = load_profile("smoke", **{"prompts.variants": ["base", "constrained_choice", "constrained_json"]})
+    evoked = make_synthetic_evoked(1, seed=0)
+    stand_in = HFStandIn()
+    frames, not_run = _sweep_model(stand_in, profile, {"evoked": evoked}, CostRecorder(tmp_path, "prompts", 0.05))
+    assert stand_in.asked == ["base"] and [f["prompt"].iloc[0] for f in frames] == ["base"]
+    assert [(r["backend"], r["model"], r["prompt"], r["guided"]) for r in not_run] == [
+        ("hf", "stand-in", "constrained_choice", "choice"), ("hf", "stand-in", "constrained_json", "json_schema")]
+    assert {r["reason"] for r in not_run} == {NO_CONSTRAINT["hf"]} and "vLLM" in NO_CONSTRAINT["hf"]
+    assert {r["dataset"] for r in not_run} == {"synthetic_evoked"}
+    choice = make_variants(evoked.label_set, ("constrained_choice",))[0]
+    with pytest.raises(ValueError, match="no constrained decoding"):  # never the free answer in its place
+        ask_variant(stand_in, evoked, choice)
+    assert stand_in.asked == ["base"]
+    for backend in ("clip", "recorded"):
+        stand_in.spec = ModelSpec(backend, "x")
+        assert not_run_reason(stand_in, choice) == NO_CONSTRAINT[backend]
+    # an endpoint constrained already has no free answers; OpenAI's API has no choice field
+    fixed = load_backend("openai:fake-vlm", endpoint_config(server, guided="json_schema"))
+    assert "no free answers to compare with" in not_run_reason(fixed, choice)
+    openai = OpenAIBackend(ModelSpec("openai", "gpt-4o"), OPENAI_URL, None, VLMConfig())
+    json_variant = make_variants(evoked.label_set, ("constrained_json",))[0]
+    assert "no choice constraint" in not_run_reason(openai, choice) and not_run_reason(openai, json_variant) == ""
+    assert server.requests == []
+
+
+def test_the_sweep_runs_constrained_variants_and_keeps_its_not_run_rows(server) -> None:
+    server.reply = lambda body: (body["guided_choice"][0] if "guided_choice" in body
+                                 else "The scene in this picture leaves me without words.")
+
+    def profile_with(guided: str):
+        endpoint = {"model": "fake-vlm", "base_url": server.url, "api_key_env": KEY_ENV, "concurrency": 4,
+                    "guided": guided}
+        return load_profile("smoke", **{
+            "vlm.clip_models": [], "vlm.hf_models": [], "vlm.endpoints": [endpoint], "vlm.max_retries": 0,
+            "prompts.variants": ["base", "constrained_choice"], "prompts.sample_size": 6})
+
+    free = profile_with("none")
+    run_data(free)
+    swept = run_prompt_sweep(free)
+    assert swept.not_run.empty and swept.variants.set_index("prompt")["guided"].to_dict() == {
+        "base": "none", "constrained_choice": "choice"}
+    pred = swept.predictions
+    assert (pred.loc[pred.prompt == "base", "parse_status"] == "unparseable").all()
+    assert (pred.loc[pred.prompt == "constrained_choice", "y_pred"] == 0).all()  # the first label word
+    table = compare_constrained(pred)
+    assert table[["n", "free_off_label", "rescued", "changed"]].values.tolist() == [[6, 1.0, 1.0, 1.0]]
+    assert constrained_status(table, swept.not_run, free.prompts.variants) == \
+        "Free vs constrained answers measured for `fake-vlm`."
+
+    fixed = profile_with("choice")  # an endpoint constrained already: constrained_choice is not run
+    first = run_prompt_sweep(fixed)
+    again = run_prompt_sweep(fixed)  # read back from the store
+    for result in (first, again):
+        assert set(result.predictions.prompt) == {"base"}
+        assert result.not_run[["model", "prompt", "guided"]].values.tolist() == [
+            ["fake-vlm", "constrained_choice", "choice"]]
+        assert "no free answers to compare with" in result.not_run.reason.item()
+    line = constrained_status(compare_constrained(again.predictions), again.not_run, fixed.prompts.variants)
+    assert line.startswith("Free vs constrained answers: not measured here (no model here can decode constrained")

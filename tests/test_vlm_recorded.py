@@ -69,6 +69,42 @@ def test_evoked_fine_and_sentiment_equal_sklearn(data_root, dataset: str, n: int
     assert s["accuracy"] > ours["accuracy"]  # coarse sentiment is easier than 8 classes
 
 
+def test_backend_predicts_the_recorded_ferplus_answers_for_fer2013_faces(data_root) -> None:
+    """``load_backend("recorded:gpt4v")`` answers ``predict`` like every backend: one row per
+    PrivateTest face in image-set order, truth from the faces (fer7), the recorded top-1 read
+    in fer7 (contempt and pain are no fer7 label), faces without an answer ``not_recorded``.
+    Checked against the raw file joined by FER+'s own map with pandas."""
+    from emolib.config import VLMConfig
+    from emolib.vlm.base import load_backend
+    from emolib.vlm.recorded import ferplus_test_faces
+
+    backend = load_backend("recorded:gpt4v", VLMConfig(recorded=("gpt4v",)))
+    backend.embedder = None  # text matching only, as the independent reading below
+    faces = ferplus_test_faces(data_root / "fer2013" / "ferplus")
+    frame = validate_predictions(backend.predict(faces, faces.label_set))
+    assert frame["image_id"].tolist() == list(faces.ids) and len(frame) == 3589
+    assert (frame["y_true"].to_numpy() == faces.labels).all() and set(frame["prompt"]) == {"recorded"}
+
+    raw = pd.read_csv(data_root / "recorded/gpt4v/ferplus_predictions.csv")
+    link = pd.read_csv(data_root / "fer2013/ferplus/kaggle_to_ferplus.csv")
+    link = link[link["usage"] == "PrivateTest"].assign(image_id=lambda f: f["kaggle_path"].str.split("/").str[-1]
+                                                      .str.removesuffix(".jpg"))
+    joined = link.merge(raw, left_on="ferplus_png", right_on="name", how="left").set_index("image_id")
+    joined = joined.loc[frame["image_id"]]
+    fer7 = {"anger": "angry", "disgust": "disgust", "fear": "fear", "happiness": "happy", "sadness": "sad",
+            "surprise": "surprise", "neutral": "neutral"}
+    first = joined["gpt4v"].str.split(",").str[0].str.strip().map(fer7)
+    names = np.array([*get_label_set("fer7").names, "<none>"], dtype=object)
+    answered = joined["gpt4v"].notna().to_numpy()
+    assert (frame.loc[~answered, "parse_status"] == "not_recorded").all()
+    assert (~answered).sum() == 3589 - 3572  # every row of the file answers one face here
+    np.testing.assert_array_equal(names[frame["y_pred"]][answered], first.fillna("<none>").to_numpy()[answered])
+    scored = frame[answered]
+    ours = classification_scores(scored["y_true"], scored["y_pred"], 7)
+    np.testing.assert_allclose([ours["accuracy"], ours["macro_f1"], ours["weighted_f1"]],
+                               sklearn_scores(scored["y_true"], scored["y_pred"]))
+
+
 @pytest.mark.slow
 def test_notebooks_04_05_07_read_the_same_recorded_answers(data_root) -> None:
     """One loader: the VLM stage (notebook 04) parses the recorded answers once; the prompt

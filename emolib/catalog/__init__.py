@@ -13,7 +13,8 @@ Named evaluation subsets (``subset_ids(profile, name)``; every score names one, 
   pixel-identical (or, ``_near``, also a pHash-near) copy in Training (notebook 01's audit);
 - ``fer_eval_<n>``: the stratified draw of ``data.eval_size`` PrivateTest faces that the
   restoration, CNN and VLM stages all score (original and restored: the same ids);
-- ``emotion6_all`` and ``emotion6_eval_<n>``: Emotion6, all and the VLM stage's draw;
+- ``emotion6_all`` and ``emotion6_eval_<n>``: Emotion6, all and the VLM stage's draw; every
+  other evoked set of the profile (``data.sets``) gets ``<name>_all`` and ``<name>_eval_<n>``;
 - ``fer_hard``, ``emotion6_hard``: the hard subsets of notebook 03;
 - ``fer_private_gpt4v``, ``artphoto_gpt4v``, ...: what recorded answers cover (notebook 04).
 
@@ -51,7 +52,10 @@ from emolib.catalog.stores import (
     vlm_store,
 )
 from emolib.catalog.subsets import (
+    data_subset_names,
     emotion6_eval_name,
+    evoked_all_name,
+    evoked_eval_name,
     fer_eval_name,
     id_problem,
     on_subset,
@@ -66,8 +70,9 @@ from emolib.catalog.subsets import (
 __all__ = [
     "HARD_DATASETS", "NOTEBOOKS", "PREDICTIONS_FILE", "PREDICTION_STAGES", "SUBSETS_FILE", "ConsistencyError",
     "CostSource", "MissingUpstream", "check", "cnn_model_key", "cnn_model_store", "cnn_store", "cost_sources",
-    "cost_store", "data_store", "emotion6_eval_name", "fer_eval_name", "hard_store", "human_eval_store",
-    "id_problem", "missing", "on_subset", "on_subsets", "predictions_path", "prompts_store",
+    "cost_store", "data_store", "data_subset_names", "emotion6_eval_name", "evoked_all_name", "evoked_eval_name",
+    "fer_eval_name", "hard_store", "human_eval_store", "id_problem", "missing", "on_subset", "on_subsets",
+    "predictions_path", "prompts_store",
     "read_stage_predictions", "restoration_cache_dir", "restoration_record_counts", "restoration_store",
     "select_subset", "stage_hashes", "study_predictions", "subset_ids", "subset_table", "table_path",
     "templates_hash", "training_seconds", "vlm_store", "write_stage_subset", "write_subsets",

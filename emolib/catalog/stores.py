@@ -62,7 +62,18 @@ def cnn_model_key(profile: Profile, name: str) -> dict:
                            "hard_folds", "hard_probe", "hard_vote_share", "per_model", "threads")}
     return {"model": name, "width": cfg.widths.get(name, 1.0), "stem_stride": cfg.stem_strides.get(name),
             "bf16": name in cfg.bf16_models, **shared, **cfg.overrides_for(name),
-            "data": to_dict(profile.data)}
+            "data": face_data_key(profile)}
+
+
+FACE_DATA_KEYS = ("source", "fer2013", "synthetic_per_class", "subsample", "skip_unreadable")
+
+
+def face_data_key(profile: Profile) -> dict:
+    """The data settings a CNN's training reads (the faces it trains and selects on): naming
+    another evoked set, or changing the evaluation draws, does not retrain the CNNs."""
+    data = to_dict(profile.data)
+    faces = [entry for entry in data.get("sets", []) if entry["role"] == "faces"]
+    return {k: data[k] for k in FACE_DATA_KEYS} | ({"face_sets": faces} if faces else {})
 
 
 def cnn_model_store(profile: Profile, name: str, seed: int) -> StageStore:

@@ -9,6 +9,7 @@ import pandas as pd
 
 from emolib.catalog.stores import (
     HARD_DATASETS,
+    NOTEBOOKS,
     SUBSETS_FILE,
     data_store,
     hard_store,
@@ -28,7 +29,19 @@ def fer_eval_name(profile: Profile) -> str:
 
 
 def emotion6_eval_name(profile: Profile) -> str:
-    return f"emotion6_eval_{profile.data.emotion6_eval_size or 'all'}"
+    """``emotion6_eval_<n>``: the VLM stage's draw of Emotion6 (``data.emotion6_eval_size``)."""
+    return evoked_eval_name(profile, "emotion6")
+
+
+def evoked_all_name(name: str) -> str:
+    """``<name>_all``: every image of the profile's evoked data set ``name``."""
+    return f"{name}_all"
+
+
+def evoked_eval_name(profile: Profile, name: str) -> str:
+    """``<name>_eval_<n>``: the stratified draw of the profile's evoked data set ``name`` that
+    the VLM stage scores (its ``eval_size``; ``all`` when not cut)."""
+    return f"{name}_eval_{profile.data.get_set(name).eval_size or 'all'}"
 
 
 def write_subsets(profile: Profile, subsets: dict[str, tuple[str, np.ndarray]]) -> Path:
@@ -69,8 +82,17 @@ def subset_table(profile: Profile, name: str) -> pd.DataFrame:
     rows = frame[frame["subset"] == name]
     if rows.empty and path.name != f"subset_{name}.parquet":  # a stage's own file may hold an empty subset
         known = sorted(set(frame["subset"]))
-        raise KeyError(f"no subset {name!r} in {path}; it holds {known}")
+        raise KeyError(f"no subset {name!r} in {path}; it holds {known}: run notebooks/{NOTEBOOKS[stage]} "
+                       "for this profile again")
     return rows.reset_index(drop=True)
+
+
+def data_subset_names(profile: Profile) -> list[str]:
+    """The names of the subsets notebook 01 stored, in stored order; MissingUpstream if none."""
+    path = data_store(profile).path(SUBSETS_FILE)
+    if not path.is_file():
+        raise missing("the named subsets", "data", profile, path)
+    return list(dict.fromkeys(pd.read_parquet(path, columns=["subset"])["subset"]))
 
 
 def subset_ids(profile: Profile, name: str) -> np.ndarray:

@@ -7,7 +7,10 @@ weights and no memory are needed: both numbers depend on the architecture and th
 size only. ``model_cost_rows(profile)`` counts every CNN of notebook 03 (its own model zoo,
 ``emolib.train.models``, at ``cnn.input_size`` and ``cnn.stem``) and every CLIP model (image
 encoder at its own input size; text prompts once). Generative and API models are not
-counted: their rows say so, and their cost is tokens and latency from notebook 04.
+counted: their rows say so, and their cost is tokens and latency from notebook 04. A model of
+``vlm.recorded_files`` (answers recorded elsewhere) is an ``api`` row, not counted, like ``vlm.recorded``.
+``model_cost_table(profile)`` is the same table kept in the cost stage folder: counting the
+CLIP encoders takes seconds, and a rerun of notebook 06 reads it instead.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from emolib import catalog
 from emolib.config import Profile
 from emolib.quiet import quiet_logging
 from emolib.train.models import build_model, in_channels_of
@@ -107,4 +111,18 @@ def model_cost_rows(profile: Profile) -> pd.DataFrame:
     for name in (*profile.vlm.openai_models, *profile.vlm.recorded):
         rows.append({"model": name, "family": "api", "note": f"{NOT_COUNTED}: API/recorded "
                      "model, architecture unknown; tokens and latency instead"})
+    listed = {*profile.vlm.openai_models, *profile.vlm.recorded}
+    recorded_sets: dict[str, list[str]] = {}
+    for entry in profile.vlm.recorded_files:  # one row per model, however many files it answered
+        recorded_sets.setdefault(entry.model, []).append(entry.set)
+    for name, sets in recorded_sets.items():
+        if name not in listed:
+            rows.append({"model": name, "family": "api", "note": f"{NOT_COUNTED}: recorded answers "
+                         f"(vlm.recorded_files: {', '.join(sets)}), architecture unknown; nothing to time"})
     return pd.DataFrame(rows)
+
+
+def model_cost_table(profile: Profile) -> pd.DataFrame:
+    """``model_cost_rows(profile)``, counted once per CNN/VLM configuration (cost stage folder)."""
+    return catalog.cost_store(profile).load_or_compute_frame("model_sizes.parquet",
+                                                             lambda: model_cost_rows(profile))

@@ -3,8 +3,10 @@ Emotion6's valence, arousal and vote entropy."""
 
 from __future__ import annotations
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+import seaborn as sns
 
 from emolib.data.imageset import ImageSet
 from emolib.labels import get_label_set
@@ -19,6 +21,27 @@ def class_distribution(*image_sets: ImageSet) -> pd.DataFrame:
         counts["share"] = counts["count"] / counts.groupby("split")["count"].transform("sum")
         frames.append(counts.rename(columns={"label_name": "label"}))
     return pd.concat(frames, ignore_index=True)
+
+
+def plot_class_distribution(distribution: pd.DataFrame, ncols: int = 3) -> plt.Figure:
+    """One panel per data set of ``distribution`` (``class_distribution``): images per class,
+    coloured by split where a set has several; panels as wide as their number of classes."""
+    datasets = list(dict.fromkeys(distribution["dataset"]))
+    ncols = min(ncols, len(datasets))
+    nrows = -(-len(datasets) // ncols)
+    widths = [distribution.loc[distribution["dataset"] == d, "label"].nunique() for d in datasets]
+    ratios = widths if nrows == 1 else None  # rows of panels share one column layout
+    fig, axes = plt.subplots(nrows, ncols, figsize=(max(6.5, 0.6 * sum(widths[:ncols]) + 2 * ncols), 4 * nrows),
+                             width_ratios=ratios, squeeze=False)
+    for ax in axes.flat[len(datasets):]:
+        ax.axis("off")
+    for ax, dataset in zip(axes.flat, datasets, strict=False):
+        part = distribution[distribution["dataset"] == dataset]
+        several = part["split"].nunique() > 1
+        sns.barplot(part, x="label", y="count", hue="split" if several else None, ax=ax)
+        ax.set(title=f"{dataset}: images per class" + (" and split" if several else ""), xlabel="", ylabel="images")
+        ax.tick_params(axis="x", rotation=30)
+    return fig
 
 
 def sample_per_class(image_set: ImageSet, per_class: int, seed: int = 0) -> tuple[list[np.ndarray], list[str]]:
@@ -104,3 +127,20 @@ def evoked_frame(evoked: ImageSet) -> pd.DataFrame:
     own = [columns.index(n) for n in evoked.label_names]
     frame["own_label_share"] = evoked.soft_labels[np.arange(len(evoked)), own]
     return frame
+
+
+def plot_valence_arousal(evoked_table: pd.DataFrame) -> plt.Figure:
+    """Emotion6 per image (``evoked_frame``): valence against arousal (left) and the entropy of
+    the votes per class (right), with one legend of the classes outside both panels (inside,
+    it would hide points)."""
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+    order = sorted(evoked_table["label_name"].unique())
+    sns.scatterplot(evoked_table, x="valence", y="arousal", hue="label_name", hue_order=order, s=14, alpha=0.7,
+                    ax=axes[0], legend=False)
+    sns.histplot(evoked_table, x="entropy_bits", hue="label_name", hue_order=order, element="step", fill=False,
+                 ax=axes[1])
+    sns.move_legend(axes[1], "upper left", bbox_to_anchor=(1.01, 1), title="class", frameon=False)
+    axes[0].set(title="valence against arousal (1-9)", xlabel="valence", ylabel="arousal")
+    axes[1].set(title="disagreement: entropy of the votes", xlabel="entropy (bits)", ylabel="images")
+    fig.tight_layout()
+    return fig

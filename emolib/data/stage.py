@@ -1,7 +1,10 @@
 """The data stage (notebook 01): the duplicate and leakage audit, and the named evaluation
-subsets every later stage scores (``emolib.catalog``), computed once and stored as ids."""
+subsets every later stage scores (``emolib.catalog``) for FER-2013 and every available evoked
+set of the profile, computed once and stored as ids."""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
@@ -71,24 +74,34 @@ def leakage_table(leakage: pd.DataFrame) -> pd.DataFrame:
     return table.reset_index()
 
 
-def define_subsets(profile: Profile, faces: ImageSet, evoked: ImageSet,
+def define_subsets(profile: Profile, faces: ImageSet, evoked: ImageSet | Mapping[str, ImageSet],
                    leakage: pd.DataFrame) -> pd.DataFrame:
     """Compute and store the data stage's named subsets (``catalog.write_subsets``):
     ``fer_private``, its two leakage-free versions (from the audit's ``leakage`` table),
-    the shared stratified draw ``fer_eval_<n>`` (``data.eval_size``, profile seed),
-    ``emotion6_all`` and ``emotion6_eval_<n>``. Returns one row per subset: subset,
-    dataset, n."""
+    the shared stratified draw ``fer_eval_<n>`` (``data.eval_size``, profile seed), and for
+    each evoked set ``<name>_all`` and ``<name>_eval_<n>`` (its ``eval_size``; Emotion6:
+    ``data.emotion6_eval_size``). ``evoked``: the available evoked sets by profile set name
+    (``DataSets.evoked()``), or one ImageSet, the profile's ``emotion6``. Returns one row per
+    subset: subset, dataset, n."""
+    evoked = {"emotion6": evoked} if isinstance(evoked, ImageSet) else dict(evoked)
     private = faces.split("private_test")
     test = leakage[leakage["split"] == "private_test"]
-    eval_size, e6_size = profile.data.eval_size, profile.data.emotion6_eval_size
-    subsets = {
-        "fer_private": (faces.name, private.ids),
-        "fer_private_leakage_free_exact": (faces.name, test.loc[test["keep_exact"], "image_id"].to_numpy()),
-        "fer_private_leakage_free_near": (faces.name, test.loc[test["keep_near"], "image_id"].to_numpy()),
-        catalog.fer_eval_name(profile): (faces.name, _draw(private, eval_size, profile.seed)),
-        "emotion6_all": (evoked.name, evoked.ids),
-        catalog.emotion6_eval_name(profile): (evoked.name, _draw(evoked, e6_size, profile.seed)),
-    }
+    named = [
+        ("fer_private", faces.name, private.ids),
+        ("fer_private_leakage_free_exact", faces.name, test.loc[test["keep_exact"], "image_id"].to_numpy()),
+        ("fer_private_leakage_free_near", faces.name, test.loc[test["keep_near"], "image_id"].to_numpy()),
+        (catalog.fer_eval_name(profile), faces.name, _draw(private, profile.data.eval_size, profile.seed)),
+    ]
+    for name, image_set in evoked.items():
+        size = profile.data.get_set(name).eval_size
+        named += [(catalog.evoked_all_name(name), image_set.name, image_set.ids),
+                  (catalog.evoked_eval_name(profile, name), image_set.name, _draw(image_set, size, profile.seed))]
+    names = [n for n, _, _ in named]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ValueError(f"subset name(s) {twice} would name two subsets: rename the data set(s) of data.sets "
+                         "whose <name>_all / <name>_eval_<n> collide")
+    subsets = {name: (dataset, ids) for name, dataset, ids in named}
     catalog.write_subsets(profile, subsets)
     return pd.DataFrame([{"subset": name, "dataset": dataset, "n": len(ids)}
                          for name, (dataset, ids) in subsets.items()])

@@ -27,6 +27,14 @@ def vote_column(label: str, vote_names: tuple[str, ...]) -> int | None:
     return matches[0] if matches else None
 
 
+def share_at_least(vote_shares: pd.Series, threshold: float) -> float:
+    """Share of ``vote_shares`` (NaN dropped) of at least ``threshold``; NaN when none are left.
+    Votes are shares of ten annotators stored as float32, so 0.3 may read 0.29999998: a 1e-6
+    tolerance keeps "3 of 10" at 0.3."""
+    voted = vote_shares.dropna()
+    return float((voted >= threshold - 1e-6).mean()) if len(voted) else np.nan
+
+
 def predicted_vote_share(predictions: pd.DataFrame, image_sets: dict[str, ImageSet]) -> np.ndarray:
     """(n,) share of human votes that each row's predicted label received; NaN where the
     row has no answer, its image set has no votes, or the image has none (FER+ gaps)."""
@@ -74,6 +82,6 @@ def plausibility_table(
                 "mean_vote_share": voted.mean() if len(voted) else np.nan,
             }
             for t in thresholds:
-                row[f"share_ge_{t:g}"] = (voted >= t - 1e-6).mean() if len(voted) else np.nan
+                row[f"share_ge_{t:g}"] = share_at_least(voted, t)
             rows.append(row)
     return pd.DataFrame(rows)

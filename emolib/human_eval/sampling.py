@@ -7,6 +7,13 @@ A sample is a table with one row per item (a wrong answer of one model on one im
 blinding: ``model_is_a`` says whether answer A is the model's (else the data set's label),
 drawn per item so the annotator cannot tell which is which. ``save_sample`` writes it, with
 one PNG per item, to a stage folder named after the sampling settings and the predictions.
+
+Only a row whose image can be shown is drawn. A predictions row whose ``image_id`` is not in
+the loaded image set of its data set (recorded answers named otherwise than the images, say),
+appears twice in its split there, or whose data set is not loaded at all, is counted in the
+unmatched table (``unmatched_rows``, ``UNMATCHED_FILE`` beside the sample, ``read_unmatched``):
+one row per (dataset, backend, model, reason) with its rows, errors and example ids, shown by
+notebook 07. The sample's ``stratum_size`` and ``weight`` then count the matched errors.
 """
 
 from __future__ import annotations
@@ -33,6 +40,10 @@ from emolib.store import write_bytes, write_parquet
 
 STAGE = "human_eval"
 SAMPLE_FILE = "sample.parquet"
+UNMATCHED_FILE = "unmatched.parquet"
+UNMATCHED_COLUMNS = ["dataset", "backend", "model", "reason", "rows", "errors", "examples"]
+NOT_LOADED, NOT_IN_SET, AMBIGUOUS = ("data set not loaded", "image_id not in the loaded image set",
+                                     "image_id twice in its split of the loaded set")
 IMAGES_DIR = "images"
 STRATUM = ["backend", "model", "error_category"]
 
@@ -141,40 +152,76 @@ def image_positions(image_set: ImageSet) -> pd.Series:
     return pd.Series(np.flatnonzero(unique), index=keys[unique].to_numpy())
 
 
-def find_image_set(image_sets: dict[str, ImageSet], dataset: str) -> ImageSet:
-    """The image set a predictions table's ``dataset`` names."""
-    if dataset in image_sets:
-        return image_sets[dataset]
-    raise KeyError(f"no image set named {dataset!r}; loaded: {sorted(image_sets)}")
+def locate_images(predictions: pd.DataFrame, image_sets: dict[str, ImageSet]) -> tuple[np.ndarray, np.ndarray]:
+    """Where each predictions row's image is: (n,) row positions in ``image_sets[dataset]``
+    (-1 where not found) and (n,) reasons ('' where found; ``NOT_LOADED``, ``NOT_IN_SET`` or
+    ``AMBIGUOUS``)."""
+    position = np.full(len(predictions), -1, dtype=np.int64)
+    reason = np.full(len(predictions), "", dtype=object)
+    datasets = predictions["dataset"].to_numpy(dtype=object)
+    keys = (predictions["split"].astype(str) + "/" + predictions["image_id"].astype(str)).to_numpy(dtype=object)
+    for dataset in pd.unique(datasets):
+        rows = datasets == dataset
+        if dataset not in image_sets:
+            reason[rows] = NOT_LOADED
+            continue
+        image_set = image_sets[dataset]
+        found = pd.Series(keys[rows]).map(image_positions(image_set))
+        all_keys = pd.Series(image_set.splits, dtype=str) + "/" + pd.Series(image_set.ids, dtype=str)
+        position[rows] = found.fillna(-1).to_numpy(dtype=np.int64)
+        reason[rows] = np.where(found.notna(), "", np.where(pd.Series(keys[rows]).isin(set(all_keys)),
+                                                             AMBIGUOUS, NOT_IN_SET))
+    return position, reason
+
+
+def unmatched_rows(predictions: pd.DataFrame, image_sets: dict[str, ImageSet]) -> pd.DataFrame:
+    """The predictions rows whose image cannot be shown (``locate_images``), counted per
+    (dataset, backend, model, reason): rows, errors among them (EC I-III: what could have been
+    sampled) and up to three example ids (``UNMATCHED_COLUMNS``); empty when every image is found."""
+    _, reason = locate_images(predictions, image_sets)
+    missing = reason != ""
+    if not missing.any():
+        return pd.DataFrame(columns=UNMATCHED_COLUMNS)
+    frame = add_error_categories(predictions[missing]).assign(reason=reason[missing])
+    frame["error"] = frame["error_category"].isin(ERROR_CATEGORIES)
+    out = frame.groupby(["dataset", "backend", "model", "reason"], sort=False).agg(
+        rows=("image_id", "size"), errors=("error", "sum"),
+        examples=("image_id", lambda ids: ", ".join(map(str, pd.unique(ids)[:3])))).reset_index()
+    return out[UNMATCHED_COLUMNS].astype({"rows": int, "errors": int})
 
 
 def save_sample(
     profile: Profile, predictions: pd.DataFrame, image_sets: dict[str, ImageSet]
 ) -> Path:
-    """Draw (or reuse) the sample of this profile's predictions; write ``sample.parquet``
-    and ``images/<item_id>.png`` to its stage folder and return the folder."""
+    """Draw (or reuse) the sample of this profile's predictions; write ``sample.parquet``,
+    ``images/<item_id>.png`` and the unmatched table (``UNMATCHED_FILE``: rows whose image
+    cannot be found, counted, never drawn) to its stage folder and return the folder."""
     store = catalog.human_eval_store(profile, predictions)
-    if store.is_complete():
+    if store.is_complete() and store.path(UNMATCHED_FILE).is_file():
         return store.dir
     cfg = profile.human_eval
     recorder = CostRecorder(store.dir, STAGE)
     with recorder.phase("preprocess", model="sample_errors", items=len(predictions)) as h:
-        sample = sample_errors(predictions, cfg.n_samples, profile.seed, cfg.allocation)
+        position, reason = locate_images(predictions, image_sets)
+        write_parquet(store.path(UNMATCHED_FILE), unmatched_rows(predictions, image_sets))
+        matched = predictions.assign(image_position=position)[reason == ""]
+        sample = sample_errors(matched, cfg.n_samples, profile.seed, cfg.allocation)
         h.extra["sampled"] = len(sample)
     with recorder.phase("preprocess", model="write_images", items=len(sample)):
-        positions = {
-            name: image_positions(find_image_set(image_sets, name))
-            for name in sample["dataset"].unique()
-        }
         for row in progress_bar(sample.itertuples(), total=len(sample), desc="sample images", leave=False):
-            position = positions[row.dataset][f"{row.split}/{row.image_id}"]
-            image = image_sets[row.dataset].image(int(position))
+            image = image_sets[row.dataset].image(int(row.image_position))
             write_bytes(store.path(f"{IMAGES_DIR}/{row.item_id}.png"), png_bytes(image))
-    out = sample.drop(columns=["scores"], errors="ignore")
+    out = sample.drop(columns=["scores", "image_position"], errors="ignore")
     write_parquet(store.path(SAMPLE_FILE), out)
     strata = sample.groupby(STRATUM).size()
-    store.write_meta(items=len(sample), strata={" / ".join(k): int(v) for k, v in strata.items()})
+    store.write_meta(items=len(sample), strata={" / ".join(k): int(v) for k, v in strata.items()},
+                     unmatched_rows=int((reason != "").sum()))
     return store.dir
+
+
+def read_unmatched(sample_dir: str | Path) -> pd.DataFrame:
+    """The unmatched table written by ``save_sample`` (``UNMATCHED_COLUMNS``)."""
+    return pd.read_parquet(Path(sample_dir) / UNMATCHED_FILE)
 
 
 def read_sample(sample_dir: str | Path) -> pd.DataFrame:

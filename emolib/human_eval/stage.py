@@ -14,15 +14,16 @@ import pandas as pd
 
 from emolib import catalog
 from emolib.config import Profile
-from emolib.data import ImageSet, load_evoked, load_faces
+from emolib.data import ImageSet, load_sets
 
 STAGES = ("cnn", "vlm")
 
 
 def load_image_sets(profile: Profile) -> dict[str, ImageSet]:
-    """The face and evoked-emotion sets of a profile, keyed by ``ImageSet.name``."""
-    sets = [load_faces(profile), load_evoked(profile)]
-    return {s.name: s for s in sets}
+    """FER-2013 and every available evoked set of a profile (``emolib.data.load_sets``: Emotion6
+    and the evoked sets of ``data.sets``), keyed by ``ImageSet.name``."""
+    data = load_sets(profile)
+    return {s.name: s for s in (data.faces, *data.evoked().values())}
 
 
 def collect_predictions(profile: Profile, image_sets: dict[str, ImageSet]) -> tuple[pd.DataFrame, pd.DataFrame]:

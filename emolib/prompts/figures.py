@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from emolib.plots import ROLE_COLORS, SEQUENTIAL_CMAP, colors_for, in_words, use_house_style
+from emolib.plots import HOUSE_PALETTE, ROLE_COLORS, SEQUENTIAL_CMAP, colors_for, in_words, use_house_style
 
 
 def _flag(g: pd.DataFrame) -> str:
@@ -116,3 +116,42 @@ def _preference_title(pref: pd.DataFrame) -> str:
     who = in_words(str(pref["model"].iloc[0])) if "model" in pref and len(pref) else "the model"
     where = f"\n{in_words(str(pref['subset'].iloc[0]))}" if "subset" in pref and len(pref) else ""
     return f"Labels {who} ranks high when they are wrong{where}"
+
+
+def plot_free_vs_constrained(table: pd.DataFrame) -> plt.Figure:
+    """Free against constrained answers, one row per (model, dataset, constrained variant) of
+    ``emolib.prompts.analysis.compare_constrained``: left, accuracy and weighted F1 of the free
+    (circle) and constrained (square) answers joined by a line; right, the share of answers that
+    changed, of free answers naming no label, and of those the constraint turned into a label
+    (each bar labelled; "none" where no free answer lacked a label)."""
+    use_house_style()
+    rows = table.reset_index(drop=True)
+    names = [f"{r.model}{_flag(rows.iloc[[i]])}\n{r.prompt}, {in_words(str(r.dataset))}"
+             for i, r in enumerate(rows.itertuples())]
+    y = np.arange(len(rows))
+    height = 0.8 * len(rows) + 2.6
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, height), sharey=True)
+    for offset, metric, color in ((-0.12, "accuracy", HOUSE_PALETTE[0]), (0.12, "weighted_f1", HOUSE_PALETTE[1])):
+        left.hlines(y + offset, rows[f"{metric}_free"], rows[f"{metric}_constrained"], color=color, lw=1.5)
+        left.scatter(rows[f"{metric}_free"], y + offset, marker="o", color=color, label=f"{in_words(metric)}, free")
+        left.scatter(rows[f"{metric}_constrained"], y + offset, marker="s", color=color,
+                     label=f"{in_words(metric)}, constrained")
+    left.set_yticks(y, names, fontsize=8)
+    left.invert_yaxis()
+    left.set_xlabel("score on the same images")
+    shares = {"changed": "answer changed", "free_off_label": "free answer named no label",
+              "rescued": "... of those, now a label"}
+    for i, (column, words) in enumerate(shares.items()):
+        values = rows[column].to_numpy(float)
+        at = y + (i - 1) * 0.25
+        right.barh(at, np.nan_to_num(values), height=0.25, color=HOUSE_PALETTE[2 + i], label=words)
+        for yy, v in zip(at, values, strict=True):
+            right.text(0.01 if np.isnan(v) else v + 0.01, yy, "none" if np.isnan(v) else f"{v:.0%}", va="center",
+                       fontsize=7)
+    right.set_xlim(0, 1.12)
+    right.set_xlabel("share of paired images")
+    fig.suptitle("What constrained decoding changes in the answers", fontweight="bold")
+    handles = [h for ax in (left, right) for h in ax.get_legend_handles_labels()[0]]
+    fig.legend(handles=handles, fontsize=7, ncol=4, loc="lower center", frameon=False)
+    fig.tight_layout(rect=(0, 0.55 / height, 1, 1))  # room for the legend below, in inches
+    return fig

@@ -3,20 +3,32 @@
 ``run_prompt_sweep(profile)`` asks each available generative model of ``profile.vlm``
 (``hf_models``, ``openai_models``; CLIP scores each label on its own, so label order, persona
 and answer format cannot change its answer and it is not swept) every variant of
-``emolib.prompts`` on a stratified sample of the evoked set (``prompts.sample_size``) and,
-for the 24 orders of 4 labels, on ``prompts.order_sample_size`` images whose truth is one of
-the 4. All calls go through the ``emolib.vlm`` backends and their SQLite response cache
+``emolib.prompts`` on a stratified sample (``prompts.sample_size``) of each data set that
+``prompts.datasets`` names (``Profile.prompt_sets``: ``evoked`` is Emotion6 and every evoked set
+of ``data.sets``, ``faces`` FER-2013, or set names) and, for the 24 orders of 4 labels, on
+``prompts.order_sample_size`` images whose truth is one of the 4. The base prompt of a set is
+its label set's generative prompt (``vlm.generative_prompts`` for a label set of your own).
+All calls go through the ``emolib.vlm`` backends and their SQLite response cache
 (``emolib.vlm.cache.cache_path``): an interrupted sweep resumes, a rerun makes no calls.
 Output under ``results/<profile>/prompts/<hash>/``: ``predictions.parquet``,
-``variants.csv`` (name, family, label order, text), ``status.csv``, ``notes.json``. Failed
-calls (``parse_status == "error"``) are kept as wrong answers but leave the stage ``partial``,
-so the next run asks only them again (everything else comes from the cache).
+``variants.csv`` (name, family, label order, guided, text), ``status.csv``, ``not_run.csv``
+(``NOT_RUN_COLUMNS``: a variant a model could not be asked, with the reason), ``sets.csv``
+(``SET_COLUMNS``: one row per data set named, ``swept`` or ``not run`` with the reason, e.g. its
+files are not on this machine), ``notes.json``. Failed calls (``parse_status == "error"``) are
+kept as wrong answers but leave the stage ``partial``, so the next run asks only them again
+(everything else comes from the cache).
 
 The sweep's images are named subsets (``emolib.catalog``) drawn from the evaluation subsets
-every stage shares: ``<set>_sweep_<n>`` and ``<set>_sweep_order4_<n>``, stored in the stage
-folder. One model is loaded at a time and freed before the next. The recorded GPT-4V answers
-(one prompt only, no variants) are read from the VLM stage (``recorded_predictions``), so
-notebooks 04, 05 and 07 agree on them.
+every stage shares: ``<set>_sweep_<n>`` and ``<set>_sweep_order4_<n>`` (``sweep_prefix``:
+``emotion6_...``, ``fer_...``, ``<name>_...``), stored in the stage folder. One model is loaded
+at a time and freed before the next. The recorded GPT-4V answers (one prompt only, no
+variants) are read from the VLM stage (``recorded_predictions``), so notebooks 04, 05 and 07
+agree on them.
+
+The ``constrained_*`` variants ask the base prompt with constrained decoding (``guided``) for
+their requests only. Only the OpenAI-compatible backend can (vLLM, SGLang; ``choice`` not on
+OpenAI's own API, and not on an endpoint constrained already); every other model gets a "not
+run" row with the reason (``not_run_reason``), never its free answer in their place.
 """
 
 from __future__ import annotations
@@ -28,10 +40,10 @@ import numpy as np
 import pandas as pd
 
 from emolib import catalog
-from emolib.config import Profile
-from emolib.data import ImageSet, load_evoked, load_faces, stratified_indices
+from emolib.config import DataSetConfig, Profile
+from emolib.data import DataError, ImageSet, load_set, stratified_indices
 from emolib.devices import free_memory, resolve_device
-from emolib.labels import get_label_set
+from emolib.labels import LabelSet, get_label_set
 from emolib.predictions import read_predictions, write_predictions
 from emolib.prompts.analysis import variant_orders  # noqa: F401  (re-exported for notebooks)
 from emolib.prompts.variants import PromptVariant, choose_order_labels, make_variants, variants_table
@@ -42,7 +54,15 @@ from emolib.vlm.cache import ResponseCache, cache_path
 from emolib.vlm.parse import parse_answer
 
 STAGE = "prompts"
-SET_LABELS = {"evoked": "emotion6", "faces": "fer7"}  # label set of each sweep set
+SET_COLUMNS = ["set", "dataset", "label_set", "role", "status", "reason", "subset", "n", "order_subset", "order_n"]
+SWEPT, NOT_RUN = "swept", "not run"
+NOT_RUN_COLUMNS = ["backend", "model", "dataset", "subset", "prompt", "guided", "reason"]
+# why a backend other than the OpenAI-compatible one cannot answer a constrained variant
+NO_CONSTRAINT = {
+    "hf": "the in-process Hugging Face backend has no constrained decoding; serve the model with vLLM or "
+          "SGLang as a vlm.endpoints entry to ask it",
+    "clip": "CLIP scores every label by similarity: it gives no free answer to constrain",
+    "recorded": "recorded answers cannot be asked again under a constraint"}
 
 
 @dataclass
@@ -56,6 +76,8 @@ class SweepResult:
     status: pd.DataFrame
     notes: list[str] = field(default_factory=list)
     backends: dict = field(default_factory=dict)
+    not_run: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=NOT_RUN_COLUMNS))
+    sets: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=SET_COLUMNS))
 
 
 def generative_specs(profile: Profile) -> list[ModelSpec]:
@@ -76,43 +98,82 @@ def order_sample(image_set: ImageSet, labels: tuple[str, ...], size: int | None,
     return sample_set(image_set.subset(keep), size, seed, name)
 
 
-SET_PREFIX = {"evoked": "emotion6", "faces": "fer"}
+def sweep_prefix(name: str) -> str:
+    """The subset-name prefix of sweep set ``name`` (a profile set name): FER-2013's subsets are
+    ``fer_*`` (as notebook 01's), every other set's its own name (``emotion6_sweep_<n>``)."""
+    return "fer" if name == "fer2013" else name
 
 
-def sweep_sets(profile: Profile) -> dict[str, ImageSet]:
-    """``{"evoked" | "faces": ImageSet}`` per ``prompts.datasets``: a stratified sample of
-    ``prompts.sample_size`` images of the set's evaluation subset, named ``<set>_sweep_<n>``."""
-    sets = {}
+def sample_name(profile: Profile, name: str) -> str:
+    """``<prefix>_sweep_<n>``: the sweep's sample of set ``name`` (``prompts.sample_size``)."""
+    return f"{sweep_prefix(name)}_sweep_{profile.prompts.sample_size or 'all'}"
+
+
+def order_name(profile: Profile, name: str) -> str:
+    """``<prefix>_sweep_order<k>_<n>``: the images of the all-orders design of set ``name``."""
     cfg = profile.prompts
-    unknown = sorted(set(cfg.datasets) - set(SET_LABELS))
-    if unknown:
-        raise ValueError(f"prompts.datasets: unknown {unknown}; known: {sorted(SET_LABELS)}")
-    sources = {
-        "evoked": lambda: catalog.select_subset(load_evoked(profile), profile, catalog.emotion6_eval_name(profile)),
-        "faces": lambda: catalog.select_subset(load_faces(profile), profile, catalog.fer_eval_name(profile))}
-    for key in cfg.datasets:
-        name = f"{SET_PREFIX[key]}_sweep_{cfg.sample_size or 'all'}"
-        sets[key] = sample_set(sources[key](), cfg.sample_size, profile.seed, name)
-    return sets
+    return f"{sweep_prefix(name)}_sweep_order{cfg.order_labels}_{cfg.order_sample_size or 'all'}"
 
 
-def order_set(profile: Profile, key: str, image_set: ImageSet) -> ImageSet:
-    """The images of the all-orders design: truth among the ``prompts.order_labels`` chosen
-    labels, ``prompts.order_sample_size`` of them, named ``<set>_sweep_order4_<n>``."""
+def eval_pool(profile: Profile, spec: DataSetConfig, image_set: ImageSet) -> ImageSet:
+    """The evaluation subset of notebook 01 the sweep draws set ``spec`` from."""
+    name = catalog.fer_eval_name(profile) if spec.name == "fer2013" else catalog.evoked_eval_name(profile, spec.name)
+    return catalog.select_subset(image_set, profile, name)
+
+
+def set_row(spec: DataSetConfig, status: str, reason: str = "", dataset: str = "") -> dict:
+    """One row of ``sets.csv`` (``SET_COLUMNS``), sizes 0 until the set is drawn."""
+    return {"set": spec.name, "dataset": dataset, "label_set": spec.label_set, "role": spec.role, "status": status,
+            "reason": reason, "subset": "", "n": 0, "order_subset": "", "order_n": 0}
+
+
+def sweep_sets(profile: Profile) -> tuple[dict[str, ImageSet], pd.DataFrame]:
+    """The sets of ``prompts.datasets`` (``Profile.prompt_sets``), keyed by profile set name:
+    a stratified sample of ``prompts.sample_size`` images of the set's evaluation subset,
+    named ``<prefix>_sweep_<n>`` (``sample_name``); and the sets table (``SET_COLUMNS``): a set
+    whose files cannot be loaded here is a ``not run`` row with the loader's reason."""
+    sets, rows = {}, []
+    for spec in profile.prompt_sets():
+        try:
+            image_set = load_set(profile, spec.name)
+        except DataError as err:
+            rows.append(set_row(spec, NOT_RUN, f"data set unavailable: {err}"))
+            continue
+        sample = sample_set(eval_pool(profile, spec, image_set), profile.prompts.sample_size, profile.seed,
+                            sample_name(profile, spec.name))
+        order4 = order_set(profile, spec.name, sample)
+        sets[spec.name] = sample
+        rows.append(set_row(spec, SWEPT, dataset=sample.name) | {
+            "subset": sample.subset_name, "n": len(sample), "order_subset": order4.subset_name, "order_n": len(order4)})
+    return sets, pd.DataFrame(rows, columns=SET_COLUMNS)
+
+
+def order_set(profile: Profile, name: str, image_set: ImageSet) -> ImageSet:
+    """The images of the all-orders design of set ``name``: truth among the
+    ``prompts.order_labels`` chosen labels, ``prompts.order_sample_size`` of them, named
+    ``<prefix>_sweep_order4_<n>`` (``order_name``)."""
     cfg = profile.prompts
     labels = choose_order_labels(image_set.label_set, cfg.order_labels, profile.seed)
-    name = f"{SET_PREFIX[key]}_sweep_order{cfg.order_labels}_{cfg.order_sample_size or 'all'}"
-    return order_sample(image_set, labels, cfg.order_sample_size, profile.seed, name)
+    return order_sample(image_set, labels, cfg.order_sample_size, profile.seed, order_name(profile, name))
 
 
-def sweep_variants(profile: Profile, image_set: ImageSet) -> list[PromptVariant]:
+def sweep_variants(profile: Profile, label_set: LabelSet) -> list[PromptVariant]:
+    """Every variant of ``prompts.variants`` for ``label_set``, from its generative prompt
+    (the profile's ``vlm.generative_prompts`` for a label set of the user's own)."""
     cfg = profile.prompts
-    return make_variants(image_set.label_set, cfg.variants, cfg.n_permutations, profile.seed, cfg.order_labels)
+    return make_variants(label_set, cfg.variants, cfg.n_permutations, profile.seed, cfg.order_labels,
+                         selection=profile.vlm.generative_prompts)
 
 
 def remap_open_answers(frame: pd.DataFrame, label_set, embedder, threshold: float) -> pd.DataFrame:
-    """Re-parse free answers with the open-vocabulary threshold: a word that is no label
-    goes to the nearest label by sentence embedding when the cosine reaches ``threshold``."""
+    """Re-parse the free answers of the ``no_labels`` variant (``parse_answer``): an answer
+    word that is no label goes to the nearest label by sentence embedding when the cosine
+    reaches ``threshold`` (the profile's ``vlm.embedding_threshold``, in (0, 1]). Only the
+    extracted answer word(s) are embedded; an empty, numeric or word-less answer
+    (``{"prediction": ""}``, ``"42"``) stays ``unparseable`` (``y_pred`` -1). Call errors
+    (``parse_status == "error"``) are left as they are. Returns a copy of ``frame``."""
+    if not 0 < threshold <= 1:
+        raise ValueError(f"vlm.embedding_threshold must be in (0, 1] to map free answers; got {threshold!r}")
     frame = frame.copy()
     answered = frame["parse_status"] != "error"
     parsed = [parse_answer(t, label_set, embedder, threshold) for t in frame.loc[answered, "raw_response"]]
@@ -121,22 +182,61 @@ def remap_open_answers(frame: pd.DataFrame, label_set, embedder, threshold: floa
     return frame
 
 
-def _sweep_model(backend, profile: Profile, sets: dict[str, ImageSet], recorder: CostRecorder) -> list[pd.DataFrame]:
-    """Every variant of one model on every sweep set (through the backend's cache)."""
-    frames, cfg = [], profile.prompts
+def not_run_reason(backend, variant: PromptVariant) -> str:
+    """Why ``backend`` cannot be asked ``variant`` ('' when it can): a constrained variant needs
+    an OpenAI-compatible endpoint that takes its ``guided`` mode (``NO_CONSTRAINT`` otherwise)."""
+    if variant.guided == "none":
+        return ""
+    if backend.spec.backend == "openai":
+        return backend.guided_refusal(variant.guided)
+    return NO_CONSTRAINT[backend.spec.backend]
+
+
+def not_run_row(backend, image_set: ImageSet, variant: PromptVariant, reason: str) -> dict:
+    """One row of ``not_run.csv`` (``NOT_RUN_COLUMNS``)."""
+    return {"backend": backend.spec.backend, "model": backend.spec.model, "dataset": image_set.name,
+            "subset": image_set.subset_name, "prompt": variant.name, "guided": variant.guided, "reason": reason}
+
+
+def ask_variant(backend, image_set: ImageSet, variant: PromptVariant) -> pd.DataFrame:
+    """``backend``'s answers to ``variant`` on ``image_set`` (predictions table, prompt = the
+    variant's name); a constrained variant sets ``backend.guided`` for this call only. ValueError
+    with the reason when the backend cannot (``not_run_reason``): never the free answer instead."""
+    reason = not_run_reason(backend, variant)
+    if reason:
+        raise ValueError(f"{backend.spec} cannot answer {variant.name}: {reason}")
+    if variant.guided == "none":
+        return backend.predict(image_set, image_set.label_set, variant.text, variant.name)
+    free = backend.guided
+    backend.guided = variant.guided
+    try:
+        return backend.predict(image_set, image_set.label_set, variant.text, variant.name)
+    finally:
+        backend.guided = free
+
+
+def _sweep_model(backend, profile: Profile, sets: dict[str, ImageSet],
+                 recorder: CostRecorder) -> tuple[list[pd.DataFrame], list[dict]]:
+    """Every variant of one model on every sweep set (through the backend's cache): the
+    predictions frames and the not-run rows of the variants it cannot be asked."""
+    frames, not_run = [], []
     for key, image_set in sets.items():
         ls = image_set.label_set
         order4 = order_set(profile, key, image_set)
-        for v in sweep_variants(profile, image_set):
+        for v in sweep_variants(profile, ls):
             target = order4 if v.family == "order4" else image_set
+            reason = not_run_reason(backend, v)
+            if reason:
+                not_run.append(not_run_row(backend, target, v, reason))
+                continue
             with recorder.phase("infer", model=str(backend.spec), items=len(target), dataset=target.name,
                                 prompt=v.name):
-                frame = backend.predict(target, ls, v.text, v.name)
+                frame = ask_variant(backend, target, v)
             if v.family == "no_labels":
                 with recorder.phase("evaluate", model=str(backend.spec), items=len(frame), step="map open answers"):
-                    frame = remap_open_answers(frame, ls, backend.embedder, cfg.open_vocab_threshold)
+                    frame = remap_open_answers(frame, ls, backend.embedder, profile.vlm.embedding_threshold)
             frames.append(frame)
-    return frames
+    return frames, not_run
 
 
 def run_prompt_sweep(profile: Profile, force: bool = False, keep_backends: bool = False) -> SweepResult:
@@ -144,17 +244,20 @@ def run_prompt_sweep(profile: Profile, force: bool = False, keep_backends: bool 
     ``keep_backends``: keep each loaded backend in ``SweepResult.backends`` (tests count
     their calls); otherwise each model is freed after its sweep."""
     store = catalog.prompts_store(profile)
-    if store.is_complete() and not force:
+    # a sweep stored before sets.csv existed is run again (its answers come from the cache)
+    if store.is_complete() and store.path("sets.csv").is_file() and not force:
         return SweepResult(store, read_predictions(store.path(catalog.PREDICTIONS_FILE)),
                            pd.read_csv(store.path("variants.csv"), keep_default_na=False),
                            pd.read_csv(store.path("status.csv"), keep_default_na=False),
-                           json.loads(store.path("notes.json").read_text()))
+                           json.loads(store.path("notes.json").read_text()),
+                           not_run=pd.read_csv(store.path("not_run.csv"), keep_default_na=False),
+                           sets=pd.read_csv(store.path("sets.csv"), keep_default_na=False))
     if profile.vlm.torch_threads:
         import torch
 
         torch.set_num_threads(profile.vlm.torch_threads)
     recorder = CostRecorder(store.dir, STAGE, profile.cost.sample_interval_s)
-    rows, backends, notes, frames, sets = [], {}, [], [], {}
+    rows, backends, notes, frames, sets, not_run, set_table = [], {}, [], [], {}, [], None
     cache = ResponseCache(cache_path(profile.name))
     for spec in generative_specs(profile):  # one model in memory at a time
         loaded: dict = {}
@@ -163,34 +266,36 @@ def run_prompt_sweep(profile: Profile, force: bool = False, keep_backends: bool 
                                      weights=profile.weights))
         if not loaded:
             continue
-        if not sets:
+        if set_table is None:
             with recorder.phase("preprocess", step="load sweep sets") as handle:
-                sets = sweep_sets(profile)
+                sets, set_table = sweep_sets(profile)
                 handle.items = sum(len(s) for s in sets.values())
         backend = loaded.pop(str(spec))
         backend.cache = cache
-        frames += _sweep_model(backend, profile, sets, recorder)
+        model_frames, model_not_run = _sweep_model(backend, profile, sets, recorder)
+        frames, not_run = frames + model_frames, not_run + model_not_run
         backends[str(spec)] = backend.spec if not keep_backends else backend
         del backend
         free_memory()
     cache.close()
-    if sets:
-        label_sets = {s.name: s.label_set for s in sets.values()}
-        for key, image_set in sets.items():
-            for named in (image_set, order_set(profile, key, image_set)):
-                catalog.write_stage_subset(store, named.subset_name, named.name, named.ids)
-    else:
+    for key, image_set in sets.items():
+        for named in (image_set, order_set(profile, key, image_set)):
+            catalog.write_stage_subset(store, named.subset_name, named.name, named.ids)
+    if set_table is None:
         notes.append("no generative VLM is available on this machine: the sweep has no predictions")
-        label_sets = {name: get_label_set(ls) for name, ls in SET_LABELS.items() if name in profile.prompts.datasets}
+        set_table = pd.DataFrame([set_row(spec, NOT_RUN, "no generative VLM is available on this machine")
+                                  for spec in profile.prompt_sets()], columns=SET_COLUMNS)
+    notes += [f"data set {r.set} not swept: {r.reason}" for r in set_table.itertuples()
+              if r.status == NOT_RUN and r.reason.startswith("data set unavailable")]
     status = pd.DataFrame(rows, columns=["backend", "model", "status", "reason", "note"])
-    cfg = profile.prompts
-    variants = pd.concat([variants_table(make_variants(ls, cfg.variants, cfg.n_permutations, profile.seed,
-                                                       cfg.order_labels)).assign(dataset=name, label_set=ls.name)
-                          for name, ls in label_sets.items()], ignore_index=True)
+    variants = variants_frame(profile, set_table)
     predictions = pd.concat(frames, ignore_index=True) if frames else read_predictions([])
     write_predictions(store.path(catalog.PREDICTIONS_FILE), predictions)
     write_text(store.path("variants.csv"), variants.to_csv(index=False))
     write_text(store.path("status.csv"), status.to_csv(index=False))
+    not_run = pd.DataFrame(not_run, columns=NOT_RUN_COLUMNS)
+    write_text(store.path("not_run.csv"), not_run.to_csv(index=False))
+    write_text(store.path("sets.csv"), set_table.to_csv(index=False))
     write_json(store.path("notes.json"), notes)
     n_errors = int((predictions["parse_status"] == "error").sum())
     if n_errors:  # failed calls are not cached: leave the stage open so the next run retries them
@@ -199,7 +304,23 @@ def run_prompt_sweep(profile: Profile, force: bool = False, keep_backends: bool 
         write_json(store.path("notes.json"), notes)
     store.write_meta(status="partial" if n_errors else "complete", n_predictions=len(predictions),
                      n_models=len(status), n_errors=n_errors)
-    return SweepResult(store, read_predictions(store.path(catalog.PREDICTIONS_FILE)), variants, status, notes, backends)
+    return SweepResult(store, read_predictions(store.path(catalog.PREDICTIONS_FILE)), variants, status, notes, backends,
+                       not_run, set_table)
+
+
+def profile_variants(profile: Profile) -> pd.DataFrame:
+    """The variants the sweep asks on each set of ``prompts.datasets`` (``variants_frame``,
+    ``dataset`` the profile set name), read from the profile alone: nothing is loaded."""
+    planned = [set_row(spec, "planned") for spec in profile.prompt_sets()]
+    return variants_frame(profile, pd.DataFrame(planned, columns=SET_COLUMNS))
+
+
+def variants_frame(profile: Profile, set_table: pd.DataFrame) -> pd.DataFrame:
+    """``variants_table`` of every set of ``set_table`` (``SET_COLUMNS``), with ``dataset``
+    (the predictions' dataset where swept, else the profile set name) and ``label_set``."""
+    frames = [variants_table(sweep_variants(profile, get_label_set(row.label_set)))
+              .assign(dataset=row.dataset or row.set, label_set=row.label_set) for row in set_table.itertuples()]
+    return pd.concat(frames, ignore_index=True) if frames else variants_table([]).assign(dataset=[], label_set=[])
 
 
 def recorded_predictions(profile: Profile) -> tuple[pd.DataFrame, pd.DataFrame]:

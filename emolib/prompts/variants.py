@@ -1,8 +1,10 @@
 """Prompt variants of the prompt-sensitivity study (notebook 05), generated from templates.
 
 The base prompt is the VLM stage's generative prompt of a label set
-(``emolib.vlm.templates.generative_prompt``, templates in ``emolib/vlm/templates.yaml``); every other
-variant is derived from it with the data in ``emolib/prompts/variants.yaml``:
+(``emolib.vlm.templates.generative_prompt``, templates in ``emolib/vlm/templates.yaml``: a built-in
+set's default, or the profile's ``vlm.generative_prompts`` choice, passed as ``selection``, which
+names the prompt of a label set of the user's own); every other variant is derived from it with
+the data in ``emolib/prompts/variants.yaml``:
 
 - ``base``: labels in the label set's order;
 - ``positive_first`` / ``negative_first``: labels grouped by sentiment (set order inside a group);
@@ -11,7 +13,10 @@ variant is derived from it with the data in ``emolib/prompts/variants.yaml``:
   where the set has them, drawn with the seed), asked on a sample whose truth is one of the 4;
 - ``persona_positive`` / ``persona_negative`` / ``persona_neutral``: a persona sentence first;
 - ``explain``, ``context_reasoning``, ``caption_then_predict``: other answer formats;
-- ``no_labels``: the label list is dropped; free answers are mapped to labels afterwards.
+- ``no_labels``: the label list is dropped; free answers are mapped to labels afterwards;
+- ``constrained_choice`` / ``constrained_json``: the base prompt word for word, asked with
+  constrained decoding over the label words (``guided`` choice | json_schema; only
+  OpenAI-compatible servers such as vLLM and SGLang can; see ``emolib.prompts.sweep``).
 
 A variant's name depends only on its kind (and for ``order4`` on the labels in order), so the
 same config always gives the same names, orders and texts.
@@ -20,6 +25,7 @@ same config always gives the same names, orders and texts.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -30,24 +36,28 @@ import pandas as pd
 import yaml
 
 from emolib.labels import LabelSet
-from emolib.vlm.templates import generative_prompt, load_templates, render_prompt
+from emolib.vlm.templates import generative_template, render_prompt
 
 VARIANTS_FILE = Path(__file__).resolve().parent / "variants.yaml"
 FAMILIES = {"base": "order", "positive_first": "order", "negative_first": "order", "permuted": "order",
             "order4": "order4", "persona_positive": "persona", "persona_negative": "persona",
             "persona_neutral": "persona", "explain": "format", "context_reasoning": "format",
-            "caption_then_predict": "format", "no_labels": "no_labels"}
+            "caption_then_predict": "format", "no_labels": "no_labels", "constrained_choice": "constrained",
+            "constrained_json": "constrained"}
+GUIDED_MODES = ("none", "choice", "json_schema")  # EndpointConfig.guided
 
 
 @dataclass(frozen=True)
 class PromptVariant:
-    """One prompt: ``name`` (stable), ``family`` (order | order4 | persona | format | no_labels),
-    ``text`` (the full prompt), ``label_order`` (labels in the order listed; () for no_labels)."""
+    """One prompt: ``name`` (stable), ``family`` (order | order4 | persona | format | no_labels |
+    constrained), ``text`` (the full prompt), ``label_order`` (labels in the order listed; () for
+    no_labels), ``guided``: the constrained decoding it is asked with (none | choice | json_schema)."""
 
     name: str
     family: str
     text: str
     label_order: tuple[str, ...]
+    guided: str = "none"
 
 
 @lru_cache(maxsize=2)
@@ -61,10 +71,11 @@ def load_variant_templates(path: str | Path | None = None) -> dict[str, Any]:
     return dict(_read_variants(str(path or VARIANTS_FILE)))
 
 
-def base_template(label_set: LabelSet) -> str:
-    """The raw generative template (with ``{labels}``) the VLM stage uses for ``label_set``."""
-    data = load_templates()
-    return data["generative"][data["default_generative"][label_set.name]]
+def base_template(label_set: LabelSet, selection: Mapping[str, str] | None = None) -> str:
+    """The raw generative template (with ``{labels}``) the VLM stage uses for ``label_set``
+    (``selection``: the profile's ``vlm.generative_prompts``; ConfigError naming that key when
+    the label set has no prompt)."""
+    return generative_template(label_set, selection)
 
 
 def split_template(template: str, marker: str) -> tuple[str, str]:
@@ -119,67 +130,79 @@ def _listed(template: str, order: tuple[str, ...]) -> str:
     return render_prompt(template, order)
 
 
-def order_variant(label_set: LabelSet, name: str, order: tuple[str, ...], family: str = "order") -> PromptVariant:
-    """The base prompt with the labels listed in ``order``."""
-    return PromptVariant(name, family, _listed(base_template(label_set), order), tuple(order))
+def order_variant(template: str, name: str, order: tuple[str, ...], family: str = "order") -> PromptVariant:
+    """The base prompt (``template``, with ``{labels}``) with the labels listed in ``order``."""
+    return PromptVariant(name, family, _listed(template, order), tuple(order))
 
 
-def persona_variant(label_set: LabelSet, name: str, sentence: str) -> PromptVariant:
-    text = sentence.strip() + " " + generative_prompt(label_set)
+def persona_variant(label_set: LabelSet, template: str, name: str, sentence: str) -> PromptVariant:
+    text = sentence.strip() + " " + _listed(template, label_set.names)
     return PromptVariant(name, "persona", text, label_set.names)
 
 
-def format_variant(label_set: LabelSet, name: str, answer_format: str, marker: str) -> PromptVariant:
-    question, _ = split_template(base_template(label_set), marker)
+def format_variant(label_set: LabelSet, template: str, name: str, answer_format: str, marker: str) -> PromptVariant:
+    question, _ = split_template(template, marker)
     text = _listed(question + " " + answer_format.strip(), label_set.names)
     return PromptVariant(name, "format", text, label_set.names)
 
 
-def no_labels_variant(label_set: LabelSet, data: dict[str, Any]) -> PromptVariant:
+def no_labels_variant(template: str, data: dict[str, Any]) -> PromptVariant:
     """The base question without its label list, with the open answer format."""
-    question, _ = split_template(base_template(label_set), data["answer_marker"])
+    question, _ = split_template(template, data["answer_marker"])
     if data["label_clause"] not in question:
         raise ValueError(f"the base prompt lacks the label clause {data['label_clause']!r}")
     text = question.replace(data["label_clause"], "") + " " + data["formats"]["open"].strip()
     return PromptVariant("no_labels", "no_labels", text, ())
 
 
+def constrained_variant(label_set: LabelSet, template: str, name: str, guided: str) -> PromptVariant:
+    """The base prompt (same text, so the same question as ``base``) asked under ``guided``."""
+    if guided not in GUIDED_MODES[1:]:
+        raise ValueError(f"variants.yaml: constrained.{name} is {guided!r}; known modes: {GUIDED_MODES[1:]}")
+    return PromptVariant(name, "constrained", _listed(template, label_set.names), label_set.names, guided)
+
+
 def make_variants(label_set: LabelSet, kinds: tuple[str, ...], n_permutations: int = 5,
-                  seed: int = 0, n_order_labels: int = 4) -> list[PromptVariant]:
+                  seed: int = 0, n_order_labels: int = 4,
+                  selection: Mapping[str, str] | None = None) -> list[PromptVariant]:
     """The variants named by ``kinds`` (keys of ``FAMILIES``), in that order; ``permuted``
     expands to ``n_permutations`` variants and ``order4`` to every order of
-    ``n_order_labels`` labels. Raises ValueError for an unknown kind."""
+    ``n_order_labels`` labels. ``selection``: the profile's ``vlm.generative_prompts`` (which
+    base prompt a label set uses; ``base_template``). Raises ValueError for an unknown kind."""
     unknown = sorted(set(kinds) - set(FAMILIES))
     if unknown:
         raise ValueError(f"unknown prompt variant(s) {unknown}; known: {sorted(FAMILIES)}")
-    data = load_variant_templates()
+    data, template = load_variant_templates(), base_template(label_set, selection)
     out: list[PromptVariant] = []
     for kind in kinds:
         if kind == "base":
-            out.append(order_variant(label_set, "base", label_set.names))
+            out.append(order_variant(template, "base", label_set.names))
         elif kind in ("positive_first", "negative_first"):
-            out.append(order_variant(label_set, kind, sentiment_order(label_set, kind.split("_")[0])))
+            out.append(order_variant(template, kind, sentiment_order(label_set, kind.split("_")[0])))
         elif kind == "permuted":
             orders = permuted_orders(label_set.names, n_permutations, seed)
-            out += [order_variant(label_set, f"permuted_{i + 1}", o) for i, o in enumerate(orders)]
+            out += [order_variant(template, f"permuted_{i + 1}", o) for i, o in enumerate(orders)]
         elif kind == "order4":
             labels = choose_order_labels(label_set, n_order_labels, seed)
-            out += [order_variant(label_set, "order4_" + "-".join(o), o, "order4") for o in all_orders(labels)]
+            out += [order_variant(template, "order4_" + "-".join(o), o, "order4") for o in all_orders(labels)]
         elif kind.startswith("persona_"):
-            out.append(persona_variant(label_set, kind, data["personas"][kind]))
+            out.append(persona_variant(label_set, template, kind, data["personas"][kind]))
         elif kind == "no_labels":
-            out.append(no_labels_variant(label_set, data))
+            out.append(no_labels_variant(template, data))
+        elif kind.startswith("constrained_"):
+            out.append(constrained_variant(label_set, template, kind, data["constrained"][kind]))
         else:
-            out.append(format_variant(label_set, kind, data["formats"][kind], data["answer_marker"]))
+            out.append(format_variant(label_set, template, kind, data["formats"][kind], data["answer_marker"]))
     return out
 
 
 def variants_table(variants: list[PromptVariant]) -> pd.DataFrame:
-    """One row per variant: name, family, label_order ('|'-joined), n_labels, text."""
+    """One row per variant: name, family, label_order ('|'-joined), n_labels, guided, text."""
     return pd.DataFrame({
         "prompt": [v.name for v in variants], "family": [v.family for v in variants],
         "label_order": ["|".join(v.label_order) for v in variants],
-        "n_labels": [len(v.label_order) for v in variants], "text": [v.text for v in variants]})
+        "n_labels": [len(v.label_order) for v in variants], "guided": [v.guided for v in variants],
+        "text": [v.text for v in variants]})
 
 
 def generic_words() -> frozenset[str]:

@@ -144,6 +144,25 @@ def train_all(profile: Profile, faces: ImageSet, progress: bool | None = None) -
     return trained
 
 
+DISPLAY_NAMES = {"vgg19": "VGG19", "vgg19_bn": "VGG19-BN", "resnet50": "ResNet-50",
+                 "efficientnet_b0": "EfficientNet-B0"}
+WIDTH_WORDS = {0.25: "quarter width", 0.5: "half width", 0.75: "three-quarter width"}
+
+
+def describe_model(profile: Profile, name: str) -> str:
+    """The network as this profile trains it, in words, e.g. "ResNet-50, half width, 48 px gray,
+    5 epochs": what a reader must see beside its score when it is not the published network."""
+    cfg, s = profile.cnn, settings_for(profile, name, profile.cnn.seeds[0])
+    width = cfg.widths.get(name, 1.0)
+    parts = [DISPLAY_NAMES[name]]
+    if width != 1.0:
+        parts.append(WIDTH_WORDS.get(width, f"{width:g}x width"))
+    if name in cfg.stem_strides:
+        parts.append(f"stem stride {cfg.stem_strides[name]}")
+    parts += [f"{cfg.input_size} px {cfg.stem}", f"{s.epochs} epochs"]
+    return ", ".join(parts)
+
+
 def weights_status_table(trained: list[TrainedModel]) -> pd.DataFrame:
     """Per model and seed: weights asked for, weights used, why, parameters, best epoch."""
     return pd.DataFrame([{**asdict(t.weights), "seed": t.seed, "params_m": t.n_params / 1e6,

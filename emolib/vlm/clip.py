@@ -38,7 +38,7 @@ from emolib.predictions import image_columns, make_predictions
 from emolib.quiet import progress_bar, quiet_logging
 from emolib.vlm.base import ModelSpec, ModelUnavailable
 from emolib.vlm.cache import cache_key
-from emolib.vlm.templates import class_words, clip_templates
+from emolib.vlm.templates import check_clip_prompts, class_words, clip_prompts_for, clip_templates
 
 WEIGHT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors")
 RANDOM_WEIGHTS_SEED = 0  # random-weight stand-ins: same weights, same predictions, every run
@@ -193,14 +193,19 @@ class ClipBackend:
                  cache=None, device: str = "cpu") -> None:
         self.spec, self.model, self.preprocess, self.tokenizer = spec, model, preprocess, tokenizer
         self.config, self.cache, self.device = config, cache, device
+        check_clip_prompts(config.clip_prompts)  # an unknown choice fails before any image is encoded
         self._text: dict[tuple, torch.Tensor] = {}
         self.text_encodes = 0
         self.image_encodes = 0
 
+    def prompts_for(self, label_set: LabelSet) -> str:
+        """Name of the CLIP prompts (templates.yaml) this backend uses for ``label_set``."""
+        return clip_prompts_for(label_set, self.config.clip_prompts)
+
     @torch.inference_mode()
     def text_features(self, label_set: LabelSet, templates: tuple[str, ...]) -> torch.Tensor:
         """(k, d) unit class embeddings, averaged over templates and class words; memoised."""
-        words = class_words(label_set)
+        words = class_words(label_set, self.prompts_for(label_set))
         key = (label_set.names, templates, words)
         if key not in self._text:
             self.text_encodes += 1
@@ -237,10 +242,11 @@ class ClipBackend:
 
     def predict(self, image_set: ImageSet, label_set: LabelSet, prompt: str | tuple[str, ...] | None,
                 prompt_name: str) -> pd.DataFrame:
-        templates = clip_templates(label_set) if prompt is None else (
+        prompts = self.prompts_for(label_set)
+        templates = clip_templates(label_set, prompts=prompts) if prompt is None else (
             (prompt,) if isinstance(prompt, str) else tuple(prompt))
         text = self.text_features(label_set, templates)
-        prompt_text = json.dumps([templates, class_words(label_set)])
+        prompt_text = json.dumps([templates, class_words(label_set, prompts)])
         images = image_set.images()
         keys = [cache_key("clip", self.spec.model, prompt_text, image_hash(im), {"zero_shot": 1})
                 for im in images]

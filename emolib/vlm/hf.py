@@ -213,7 +213,7 @@ class HFBackend:
 
     def predict(self, image_set: ImageSet, label_set: LabelSet, prompt: str | None,
                 prompt_name: str) -> pd.DataFrame:
-        prompt = prompt or generative_prompt(label_set)
+        prompt = prompt or generative_prompt(label_set, selection=self.config.generative_prompts)
         images = image_set.images()
         keys = [cache_key("hf", self.spec.model, prompt, image_hash(im), self.settings) for im in images]
         hits = [self.cache.get(k) if self.cache is not None else None for k in keys]

@@ -18,7 +18,9 @@ error rows is incomplete).
 Constrained decoding (``EndpointConfig.guided``, or ``backend.guided`` per run): ``choice``
 sends the label words as vLLM's ``structured_outputs.choice`` and, for vLLM before 0.12,
 ``guided_choice``; ``json_schema`` sends ``response_format`` with a JSON schema whose one key
-``prediction`` takes a label word (OpenAI, vLLM and SGLang accept it).
+``prediction`` takes a label word (OpenAI, vLLM and SGLang accept it). The prompt sweep's
+``constrained_*`` variants set ``backend.guided`` for their own requests on an endpoint whose
+answers are otherwise free; ``guided_refusal`` says why an endpoint cannot take a mode.
 
 The API key is read from the environment variable ``endpoint.api_key_env`` only, sent in
 the Authorization header, and never written to a table, a cache, a log or an error text.
@@ -142,6 +144,17 @@ class OpenAIBackend:
         self.n_errors = 0
         self._lock = threading.Lock()
 
+    def guided_refusal(self, guided: str) -> str:
+        """Why this endpoint cannot answer a variant under ``guided`` besides its free answers
+        ('' when it can): an endpoint constrained already has no free answers to compare with,
+        and OpenAI's own API knows ``json_schema`` but not vLLM's ``choice``."""
+        if self.endpoint.guided != "none":
+            return (f"endpoint guided: {self.endpoint.guided} constrains every answer of {self.spec.model}, so there "
+                    "are no free answers to compare with; set guided: none on its vlm.endpoints entry")
+        if guided == "choice" and self.base_url == OPENAI_URL:
+            return "OpenAI's API has no choice constraint (a vLLM/SGLang field); constrained_json runs there"
+        return ""
+
     @property
     def settings(self) -> dict:
         """Generation settings of the cache key; the endpoint's only where not the default, so
@@ -208,7 +221,7 @@ class OpenAIBackend:
     @_count_errors
     def predict(self, image_set: ImageSet, label_set: LabelSet, prompt: str | None,
                 prompt_name: str) -> pd.DataFrame:
-        prompt = prompt or generative_prompt(label_set)
+        prompt = prompt or generative_prompt(label_set, selection=self.config.generative_prompts)
         images = image_set.images()
         words = tuple(label_set.names)
         with ThreadPoolExecutor(max_workers=self.endpoint.concurrency) as pool:

@@ -14,25 +14,32 @@ whole list is kept in ``raw_response``.
   from ``*_labels.csv`` joined by name (label set mikels8). The file's ``gt`` is sentiment
   (positive/negative); ``sentiment_frame`` scores the top-1 label's sentiment against it.
 
-Rows that cannot be joined are counted in ``RecordedSet.unmatched``, never dropped silently.
+Rows that cannot be joined, or whose fine label is no label of the label set, are counted in
+``RecordedSet.unmatched``, never dropped silently. Answers of any other model or data set are
+named in the profile (``vlm.recorded_files``; format and join rules in
+``emolib.vlm.recorded_files``). ``RecordedBackend`` replays both: ``load_backend("recorded:<model>")``
+answers ``predict`` for the images of any set its folder or its entries recorded.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from emolib.config import VLMConfig
+from emolib.config import ConfigError, VLMConfig
 from emolib.data import ImageSet, attach_ferplus
 from emolib.data.ferplus import load_kaggle_link, read_checked_csv
-from emolib.labels import LabelSet, get_label_set
+from emolib.labels import LabelSet, get_label_set, normalize_label
 from emolib.paths import resolve_data_path
-from emolib.predictions import NO_PREDICTION, make_predictions
-from emolib.vlm.base import ModelSpec, ModelUnavailable
-from emolib.vlm.parse import parse_answer
+from emolib.predictions import NO_PREDICTION, image_columns, make_predictions
+from emolib.vlm.base import DEFAULT_PROMPT, ModelSpec, ModelUnavailable
+from emolib.vlm.parse import lazy_embedder, parse_answer
+from emolib.vlm.recorded_files import RECORDED_PROMPT, entry_answers, first_ranked, parse_texts, recorded_file_subset
 
 RECORDED_DIR = "recorded"
 DATASETS = ("ferplus", "artphoto", "abstract")
@@ -60,13 +67,6 @@ def read_recorded_csv(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
     a DataError naming the file, the missing, expected and found columns otherwise)."""
     return read_checked_csv(path, columns, "Recorded answers are CSVs of name, gt and the model's ranked labels "
                                            "(README: recorded/).")
-
-
-def first_ranked(answer: str | float | None) -> str | None:
-    """The first item of a comma-separated ranked list ('' or NaN -> None)."""
-    if not isinstance(answer, str) or not answer.strip():
-        return None
-    return answer.split(",")[0].strip()
 
 
 def ferplus_test_faces(ferplus_dir: Path) -> ImageSet:
@@ -103,15 +103,21 @@ def load_recorded_ferplus(model: str = "gpt4v", faces: ImageSet | None = None,
     return RecordedSet("ferplus", get_label_set("ferplus8"), frame, int((~matched).sum()))
 
 
-def load_recorded_evoked(dataset: str, model: str = "gpt4v") -> RecordedSet:
-    """Recorded ArtPhoto/Abstract answers with fine labels (mikels8) joined by name."""
+def load_recorded_evoked(dataset: str, model: str = "gpt4v", label_set: str = "mikels8") -> RecordedSet:
+    """Recorded ArtPhoto/Abstract answers with fine labels joined by name: the ``gt`` of
+    ``<set>_labels.csv``, or of the predictions file itself when there is no labels file (the
+    shipped files' ``gt`` is sentiment there: every row is then unmatched, and counted). A
+    name without a fine label, or whose label is no label of ``label_set``, is unmatched
+    (``RecordedSet.unmatched``, examples in ``notes``), never an error."""
     folder = recorded_dir(model)
     answers = read_recorded_csv(folder / f"{dataset}_predictions.csv", ANSWER_COLUMNS)
-    fine = read_recorded_csv(folder / f"{dataset}_labels.csv", ("name", "gt"))[["name", "gt"]]
-    fine = fine.rename(columns={"gt": "fine"})
-    mikels = get_label_set("mikels8")
+    labels_file = folder / f"{dataset}_labels.csv"
+    fine = read_recorded_csv(labels_file, ("name", "gt")) if labels_file.is_file() else answers
+    fine = fine[["name", "gt"]].rename(columns={"gt": "fine"})
+    labels = get_label_set(label_set)
     joined = answers.merge(fine.drop_duplicates("name"), on="name", how="left")
-    y_true = np.array([mikels.index(w) if isinstance(w, str) else -1 for w in joined["fine"]])
+    members = [normalize_label(w, labels) if isinstance(w, str) else None for w in joined["fine"]]
+    y_true = np.array([labels.names.index(m) if m is not None else -1 for m in members], dtype=np.int64)
     matched = y_true >= 0
     frame = pd.DataFrame({
         "image_id": joined["name"].to_numpy(dtype=object)[matched],
@@ -119,12 +125,16 @@ def load_recorded_evoked(dataset: str, model: str = "gpt4v") -> RecordedSet:
         "raw_response": joined["gpt4v"].to_numpy()[matched],
         "sentiment_gt": joined["gt"].to_numpy()[matched],
     })
-    return RecordedSet(dataset, mikels, frame, int((~matched).sum()))
+    notes = [f"fine labels from {labels_file.name if labels_file.is_file() else f'{dataset}_predictions.csv (gt)'}"]
+    if (~matched).any():
+        lost = joined.loc[~matched, ["name", "fine"]].head(3).itertuples(index=False)
+        notes.append(f"{int((~matched).sum())} name(s) without a label of {label_set}, e.g. "
+                     + ", ".join(f"{n} ({f if isinstance(f, str) else 'no label'})" for n, f in lost))
+    return RecordedSet(dataset, labels, frame, int((~matched).sum()), tuple(notes))
 
 
 # the images each recorded file answered: FER+ names FER-2013 PrivateTest faces
 IMAGE_SETS = {"ferplus": "fer2013", "artphoto": "artphoto", "abstract": "abstract"}
-RECORDED_PROMPT = "recorded"  # the prompt of the study that recorded the answers
 
 
 def recorded_subset_name(recorded: RecordedSet, model: str) -> str:
@@ -160,21 +170,132 @@ def sentiment_frame(recorded: RecordedSet, predictions: pd.DataFrame) -> pd.Data
     return pd.DataFrame({"image_id": predictions["image_id"], "y_true": y_true, "y_pred": y_pred})
 
 
+# ----------------------------------------------------------------------------- the backend
+@dataclass(frozen=True)
+class AnswerSource:
+    """Recorded answers for the images of one data set (``dataset``: its ``ImageSet.name``):
+    ``read()`` gives ``key, text, raw_response`` (text: what is parsed), ``key_of(image_set)``
+    each image's key (None: the image cannot be looked up); ``where`` names the file."""
+
+    dataset: str
+    where: str
+    read: Callable[[], pd.DataFrame]
+    key_of: Callable[[ImageSet], np.ndarray]
+
+
+def _own_ids(image_set: ImageSet) -> np.ndarray:
+    return np.asarray(image_set.ids, dtype=object)
+
+
+def _ferplus_names(image_set: ImageSet) -> np.ndarray:
+    """The FER+ name of each FER-2013 image (its meta if FER+ is attached, else FER+'s
+    ``kaggle_to_ferplus`` map by id); None for a name two images share (ambiguous)."""
+    if image_set.meta is not None and "ferplus_name" in image_set.meta:
+        names = image_set.meta["ferplus_name"]
+    else:
+        link = load_kaggle_link()[0]
+        by_id = pd.Series(link["ferplus_png"].to_numpy(), index=link["kaggle_path"].map(lambda p: Path(p).stem))
+        names = pd.Series(image_set.ids).map(by_id[~by_id.index.duplicated(keep=False)])
+    names = pd.Series(names).reset_index(drop=True)
+    return names.where(names.notna() & ~names.duplicated(keep=False), None).to_numpy(dtype=object)
+
+
+def _folder_answers(model: str, dataset: str) -> pd.DataFrame:
+    answers = read_recorded_csv(recorded_dir(model) / f"{dataset}_predictions.csv", ANSWER_COLUMNS)
+    answers = answers[answers["name"].notna() & ~answers["name"].duplicated(keep=False)]
+    raw = [v if isinstance(v, str) and v.strip() else None for v in answers["gpt4v"]]
+    return pd.DataFrame({"key": answers["name"], "text": [first_ranked(v) for v in raw], "raw_response": raw},
+                        dtype=object)
+
+
+def answer_sources(model: str, config: VLMConfig) -> dict[str, AnswerSource]:
+    """Every recorded source of ``model`` by the data set it answers: the files of
+    ``recorded/<model>/`` that exist (when ``vlm.recorded`` names ``model``), then its
+    ``vlm.recorded_files`` entries (ConfigError when two sources answer the same data set)."""
+    sources: dict[str, AnswerSource] = {}
+    for dataset in DATASETS if model in config.recorded else ():
+        path = recorded_dir(model) / f"{dataset}_predictions.csv"
+        if path.is_file():
+            key_of = _ferplus_names if dataset == "ferplus" else _own_ids
+            sources[IMAGE_SETS[dataset]] = AnswerSource(IMAGE_SETS[dataset], str(path),
+                                                        cache(lambda d=dataset: _folder_answers(model, d)), key_of)
+    for entry in config.recorded_files:
+        if entry.model != model:
+            continue
+        if entry.set in sources:
+            raise ConfigError(f"vlm.recorded_files entry {{model: {model}, set: {entry.set}}}: {model}'s answers on "
+                              f"{entry.set} are already in {sources[entry.set].where}; remove one of them")
+        sources[entry.set] = AnswerSource(entry.set, entry.path, cache(lambda e=entry: entry_answers(e)), _own_ids)
+    return sources
+
+
+def check_recorded_subsets(config: VLMConfig) -> None:
+    """ConfigError when a ``recorded_files`` entry would name the same subset as a shipped
+    folder's file (``artphoto_gpt4v`` twice, say)."""
+    shipped = {f"fer_private_{m}" for m in config.recorded} | {f"{d}_{m}" for m in config.recorded
+                                                              for d in DATASETS if d != "ferplus"}
+    for entry in config.recorded_files:
+        if recorded_file_subset(entry.set, entry.model) in shipped:
+            raise ConfigError(f"vlm.recorded_files entry {{model: {entry.model}, set: {entry.set}}}: "
+                              f"recorded/{entry.model}/ (vlm.recorded) answers {entry.set} already; remove "
+                              f"{entry.model} from vlm.recorded or this entry")
+
+
 class RecordedBackend:
-    """Replays ``recorded/<model>/``; ``predict`` is not offered (use ``load_recorded_*``)."""
+    """Replays the answers ``model`` gave elsewhere (``answer_sources``): ``predict`` returns,
+    for each image of an image set, its recorded answer parsed like any model's answer; an
+    image the recording lacks is a row with ``parse_status == "not_recorded"`` (no answer,
+    counted as wrong). Truth, split and subset come from the image set, as for every backend."""
 
-    def __init__(self, spec: ModelSpec) -> None:
+    def __init__(self, spec: ModelSpec, sources: dict[str, AnswerSource], config: VLMConfig) -> None:
         self.spec = spec
-        self.cache = None
+        self.sources = sources
+        self.cache = None  # answers are files, not calls: nothing to cache
+        self.embedder = lazy_embedder()
+        self.threshold = config.embedding_threshold
 
-    def predict(self, image_set, label_set, prompt, variant):
-        raise NotImplementedError("recorded answers are fixed: use load_recorded_ferplus/_evoked")
+    def predict(self, image_set: ImageSet, label_set: LabelSet, prompt: str | tuple[str, ...] | None = None,
+                prompt_name: str = DEFAULT_PROMPT) -> pd.DataFrame:
+        """Predictions table (``emolib.predictions.COLUMNS``) of the recorded answers for
+        ``image_set``'s images, in its order; ``prompt`` column ``recorded``. ValueError when
+        the recording cannot answer: no answers for this data set, another prompt, or
+        processed (restored) pixels."""
+        who = f"recorded:{self.spec.model}"
+        if prompt is not None or prompt_name not in (DEFAULT_PROMPT, RECORDED_PROMPT):
+            raise ValueError(f"{who} answered its recording's own prompt only; it cannot answer prompt "
+                             f"{prompt_name!r}: call predict with prompt=None")
+        if image_set.variant != "none":
+            raise ValueError(f"{who} answered the original images, not {image_set.variant!r} ones")
+        source = self.sources.get(image_set.name)
+        if source is None:
+            raise ValueError(f"{who} has no answers for data set {image_set.name!r}; it has answers for "
+                             f"{sorted(self.sources)} (recorded/{self.spec.model}/ and vlm.recorded_files)")
+        answers = source.read().set_index("key")
+        keys = pd.Series(source.key_of(image_set), dtype=object)
+        known = keys.isin(answers.index).to_numpy()
+        texts = [answers.at[k, "text"] if ok else None for k, ok in zip(keys, known, strict=True)]
+        y_pred, status = parse_texts(texts, label_set, self.embedder, self.threshold)
+        return make_predictions(
+            **image_columns(image_set) | {"label_set": label_set.name},
+            y_pred=[p if ok else NO_PREDICTION for p, ok in zip(y_pred, known, strict=True)],
+            model=self.spec.model, backend="recorded", prompt=RECORDED_PROMPT, seed=0,
+            raw_response=[answers.at[k, "raw_response"] if ok else None for k, ok in zip(keys, known, strict=True)],
+            parse_status=[s if ok else "not_recorded" for s, ok in zip(status, known, strict=True)],
+            latency_s=np.nan)
 
 
-def load_recorded_backend(spec: ModelSpec, config: VLMConfig, cache=None, device: str = "cpu"):
-    """Available when ``recorded/<model>/`` holds at least one known file."""
-    folder = recorded_dir(spec.model)
-    files = [d for d in DATASETS if (folder / f"{d}_predictions.csv").is_file()]
-    if not files:
-        raise ModelUnavailable(f"no recorded answers in {folder}")
-    return RecordedBackend(spec)
+def load_recorded_backend(spec: ModelSpec, config: VLMConfig, cache=None, device: str = "cpu") -> RecordedBackend:
+    """Available when ``recorded/<model>/`` holds a known file (``DATASETS``) and ``vlm.recorded``
+    names ``model``, or the profile names a file of ``model`` in ``vlm.recorded_files``."""
+    check_recorded_subsets(config)
+    sources = answer_sources(spec.model, config)
+    if not sources:
+        folder = recorded_dir(spec.model)
+        others = sorted(p.name for p in folder.glob("*_predictions.csv")) if folder.is_dir() else []
+        hint = (f"; it holds {others}: name such files in vlm.recorded_files (README, 'Your own recorded answers')"
+                if others else "")
+        shipped = (f"{folder} holds none of {[f'{d}_predictions.csv' for d in DATASETS]}"
+                   if spec.model in config.recorded else f"vlm.recorded does not name {spec.model}")
+        raise ModelUnavailable(f"no recorded answers of {spec.model}: {shipped} and vlm.recorded_files names no "
+                               f"file of {spec.model}{hint}")
+    return RecordedBackend(spec, sources, config)

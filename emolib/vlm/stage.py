@@ -2,14 +2,19 @@
 
 ``run_zero_shot(profile, restored)`` scores each available model of ``profile.vlm`` on the
 evaluation subset of FER-2013 PrivateTest (``catalog.fer_eval_name``: original faces and
-each restored variant notebook 02 made, the same ids) and on Emotion6's evaluation subset,
-adds the CLIP linear probe and the recorded answers (GPT-4V: FER+ PrivateTest, ArtPhoto,
-Abstract), and writes to ``catalog.vlm_store(profile)``: ``predictions.parquet`` (the
-predictions table), ``status.csv`` (one row per model: available/unavailable and why),
-``sentiment.parquet`` (recorded evoked sets scored on sentiment), ``notes.json`` and the
-subsets the recorded answers cover. A complete stage is read back, not recomputed;
-responses are cached per image in SQLite (``cache.cache_path``), so an interrupted run
-resumes.
+each restored variant notebook 02 made, the same ids) and on the evaluation subset of every
+available evoked data set of the profile (``catalog.evoked_eval_name``: Emotion6 and each
+``evoked`` set of ``data.sets``; an unavailable one is a note, not a failure), adds the CLIP
+linear probe and the recorded answers (GPT-4V: FER+ PrivateTest, ArtPhoto, Abstract; each
+``vlm.recorded_files`` entry as a model of its own, ``emolib.vlm.recorded_files``), and
+writes to ``catalog.vlm_store(profile)``: ``predictions.parquet`` (the predictions table),
+``status.csv`` (one row per model: available/unavailable and why), ``sentiment.parquet``
+(recorded evoked sets scored on sentiment), ``notes.json``, ``recorded_files.csv`` (where
+every row of each recorded file went) and the subsets the recorded answers cover. A complete
+stage is read back, not recomputed, unless the evoked sets it scored are no longer those
+notebook 01 stored subsets for (a set whose files appeared or went) or a recorded file
+changed; responses are cached per image in SQLite (``cache.cache_path``), so an interrupted
+run resumes.
 """
 
 from __future__ import annotations
@@ -21,12 +26,13 @@ import pandas as pd
 
 from emolib import catalog
 from emolib.config import Profile
-from emolib.data import ImageSet, load_evoked, load_faces, stratified_indices
+from emolib.data import DataSets, ImageSet, load_sets, stratified_indices
 from emolib.devices import free_memory, resolve_device
 from emolib.predictions import read_predictions, write_predictions
 from emolib.recorder import CostRecorder
 from emolib.store import StageStore, write_json, write_parquet, write_text
 from emolib.vlm import recorded as rec
+from emolib.vlm import recorded_files as rec_files
 from emolib.vlm.base import AVAILABLE, DEFAULT_PROMPT, model_specs, model_status
 from emolib.vlm.cache import ResponseCache, cache_path
 from emolib.vlm.parse import lazy_embedder
@@ -46,23 +52,53 @@ class ZeroShotResult:
     notes: list[str] = field(default_factory=list)
 
 
-def eval_sets(profile: Profile, restored: dict[str, ImageSet]) -> tuple[list[ImageSet], ImageSet]:
+def eval_sets(profile: Profile, restored: dict[str, ImageSet],
+              data: DataSets | None = None) -> tuple[list[ImageSet], ImageSet]:
     """What every model scores: the evaluation subset of FER-2013 PrivateTest (original faces
     and each restored variant of it, ``restored``: backend -> ImageSet from
-    ``emolib.restore.load_evaluation_sets``) and Emotion6's evaluation subset; and the
-    ``vlm.probe_train_size`` training faces (stratified) of the CLIP linear probe."""
-    faces = load_faces(profile)
+    ``emolib.restore.load_evaluation_sets``) and the evaluation subset of each available evoked
+    set (``evoked_sets``); and the ``vlm.probe_train_size`` training faces (stratified) of the
+    CLIP linear probe. ``data``: the profile's ``load_sets`` (loaded here when None)."""
+    data = load_sets(profile) if data is None else data
+    faces = data.faces
     fer_eval = catalog.select_subset(faces, profile, catalog.fer_eval_name(profile))
     for backend, images in restored.items():
         if list(images.ids) != list(fer_eval.ids):
             raise ValueError(f"restored {backend} faces ({images.subset_name}) are not the ids of "
                              f"{fer_eval.subset_name}: run notebook 02 for this profile again")
-    evoked = catalog.select_subset(load_evoked(profile), profile, catalog.emotion6_eval_name(profile))
     train = faces.split("train")
     size = profile.vlm.probe_train_size
     if size is not None and size < len(train):
         train = train.subset(stratified_indices(train.labels, size, profile.seed))
-    return [fer_eval, *restored.values(), evoked], train
+    return [fer_eval, *restored.values(), *evoked_sets(profile, data)], train
+
+
+def evoked_sets(profile: Profile, data: DataSets) -> list[ImageSet]:
+    """The evaluation subset (``catalog.evoked_eval_name``) of every available evoked set."""
+    return [catalog.select_subset(image_set, profile, catalog.evoked_eval_name(profile, name))
+            for name, image_set in data.evoked().items()]
+
+
+def unavailable_notes(data: DataSets) -> list[str]:
+    """One note per evoked set that could not be loaded: its path and the reason."""
+    rows = data.table[(data.table["role"] == "evoked") & (data.table["status"] != "available")]
+    return [f"evoked data set {r.name} is unavailable, not scored (looked for {r.path}): {r.reason}"
+            for r in rows.itertuples()]
+
+
+def stale_evoked(profile: Profile, predictions: pd.DataFrame) -> str:
+    """'' when the image models of a stored stage scored the evaluation subsets of exactly the
+    evoked sets notebook 01 stored; else what changed."""
+    if predictions["backend"].eq("recorded").all():
+        return ""  # no image model ran: nothing was scored that could be out of date
+    scored = set(predictions.loc[predictions["backend"] != "recorded", "subset"]) - {catalog.fer_eval_name(profile)}
+    stored = set(catalog.data_subset_names(profile))
+    wanted = {catalog.evoked_eval_name(profile, s.name) for s in profile.data.all_sets() if s.role == "evoked"}
+    expected = wanted & stored
+    if scored == expected:
+        return ""
+    return (f"the stored stage scored {sorted(scored)}, notebook 01 now stores {sorted(expected)}: "
+            "scored again (answers already cached are reused)")
 
 
 def _score_model(backend, profile: Profile, sets: list[ImageSet], train: ImageSet,
@@ -86,15 +122,18 @@ def _recorded_frames(model: str, profile: Profile, store: StageStore, recorder: 
     frames, sentiment = [], []
     embedder, threshold = lazy_embedder(), profile.vlm.embedding_threshold
     with recorder.phase("evaluate", model=f"recorded:{model}") as handle:
-        sets = [rec.load_recorded_ferplus(model, ferplus_dir=profile.data.ferplus)]
-        sets += [rec.load_recorded_evoked(d, model) for d in ("artphoto", "abstract")
-                 if (rec.recorded_dir(model) / f"{d}_predictions.csv").is_file()]
+        present = [d for d in rec.DATASETS if (rec.recorded_dir(model) / f"{d}_predictions.csv").is_file()]
+        sets = [rec.load_recorded_ferplus(model, ferplus_dir=profile.data.ferplus) if d == "ferplus"
+                else rec.load_recorded_evoked(d, model) for d in present]
+        if not present:
+            notes.append(f"recorded {model}: {rec.recorded_dir(model)} holds no shipped-format file; its answers "
+                         "come from vlm.recorded_files")
         for rs in sets:
             pred = rec.recorded_predictions(rs, model, embedder=embedder, threshold=threshold)
             catalog.write_stage_subset(store, pred["subset"].iloc[0], pred["dataset"].iloc[0], pred["image_id"])
             frames.append(pred)
             notes.append(f"recorded {model} {rs.dataset}: {len(pred)} answers scored, "
-                         f"{rs.unmatched} not joinable to a labelled image")
+                         f"{rs.unmatched} not joinable to a labelled image" + "".join(f"; {n}" for n in rs.notes))
             if "sentiment_gt" in rs.frame:
                 sentiment.append(rec.sentiment_frame(rs, pred).assign(dataset=rs.dataset, model=model,
                                                                       subset=pred["subset"].iloc[0]))
@@ -102,22 +141,49 @@ def _recorded_frames(model: str, profile: Profile, store: StageStore, recorder: 
     return frames, sentiment
 
 
-def run_zero_shot(profile: Profile, restored: dict[str, ImageSet], force: bool = False) -> ZeroShotResult:
+def _recorded_file_frames(profile: Profile, store: StageStore, recorder: CostRecorder,
+                          notes: list[str]) -> tuple[list[dict], list[pd.DataFrame]]:
+    """Each ``vlm.recorded_files`` entry as a model of its own: status rows, predictions on
+    the subset ``<set>_<model>`` it covers, a note of where every row went, and
+    ``recorded_files.csv`` (``recorded_files.summary_table``) in the store."""
+    rows, files, embedder = [], [], lazy_embedder()
+    for entry in profile.vlm.recorded_files:
+        with recorder.phase("evaluate", model=f"recorded:{entry.model}", dataset=entry.set) as handle:
+            row, loaded = rec_files.score_entry(entry, profile, embedder, profile.vlm.embedding_threshold)
+            rows.append(row)
+            if loaded is not None:
+                catalog.write_stage_subset(store, loaded.subset, loaded.predictions["dataset"].iloc[0] if
+                                           len(loaded.predictions) else loaded.set, loaded.predictions["image_id"])
+                notes.append(loaded.note())
+                files.append(loaded)
+                handle.items = len(loaded.rows)
+    write_text(store.path("recorded_files.csv"), rec_files.summary_table(files).to_csv(index=False))
+    return rows, [f.predictions for f in files]
+
+
+def run_zero_shot(profile: Profile, restored: dict[str, ImageSet], force: bool = False,
+                  data: DataSets | None = None) -> ZeroShotResult:
     """Run (or read back) the VLM stage of ``profile``; see the module docstring. One model
     is loaded at a time and freed before the next. A run with failed calls (error rows) is
-    stored as ``partial``: the next run retries them (answers already cached are reused)."""
+    stored as ``partial``: the next run retries them (answers already cached are reused).
+    ``data``: the profile's ``load_sets`` when the caller has it (loaded here when needed)."""
     store = catalog.vlm_store(profile)
+    notes: list[str] = []
     if store.is_complete() and not force:
-        return ZeroShotResult(store, read_predictions(store.path(catalog.PREDICTIONS_FILE)),
-                              pd.read_csv(store.path("status.csv"), keep_default_na=False),
-                              pd.read_parquet(store.path("sentiment.parquet")),
-                              json.loads(store.path("notes.json").read_text()))
+        stored = read_predictions(store.path(catalog.PREDICTIONS_FILE))
+        changed = stale_evoked(profile, stored)
+        edited = rec_files.changed_files(profile.vlm, store.read_meta())  # a recorded file edited since
+        if not (changed or edited):
+            return ZeroShotResult(store, stored, pd.read_csv(store.path("status.csv"), keep_default_na=False),
+                                  pd.read_parquet(store.path("sentiment.parquet")),
+                                  json.loads(store.path("notes.json").read_text()))
+        notes += [f"evoked data sets changed since the last run: {changed}"] if changed else []
+        notes += [edited] if edited else []
     if profile.vlm.torch_threads:
         import torch
 
         torch.set_num_threads(profile.vlm.torch_threads)  # a shared CPU: more threads thrash
     recorder = CostRecorder(store.dir, STAGE, profile.cost.sample_interval_s)
-    notes: list[str] = []
     cache = ResponseCache(cache_path(profile.name))
     device = resolve_device(profile.device)
     frames, sentiment, rows, sets, train = [], [], [], [], None
@@ -136,10 +202,16 @@ def run_zero_shot(profile: Profile, restored: dict[str, ImageSet], force: bool =
             continue
         if not sets:  # images are loaded only if some model needs them
             with recorder.phase("preprocess", step="load evaluation sets") as handle:
-                sets, train = eval_sets(profile, restored)
+                data = load_sets(profile) if data is None else data
+                sets, train = eval_sets(profile, restored, data)
                 handle.items = sum(len(s) for s in sets)
+            notes += unavailable_notes(data)
         frames += _score_model(loaded.pop(str(spec)), profile, sets, train, cache, recorder)
         free_memory()
+    if profile.vlm.recorded_files:  # answers of any model on any set, one file each
+        got_rows, got = _recorded_file_frames(profile, store, recorder, notes)
+        rows += got_rows
+        frames += got
     cache.close()
     status = pd.DataFrame(rows, columns=["backend", "model", "status", "reason", "note"])
     predictions = pd.concat(frames, ignore_index=True) if frames else read_predictions([])
@@ -154,6 +226,6 @@ def run_zero_shot(profile: Profile, restored: dict[str, ImageSet], force: bool =
     write_parquet(store.path("sentiment.parquet"), sentiment_frame)
     write_json(store.path("notes.json"), notes)
     store.write_meta(status="partial" if n_errors else "complete", n_predictions=len(predictions),
-                     n_models=len(status), n_errors=n_errors)
+                     n_models=len(status), n_errors=n_errors, recorded_files=rec_files.file_digests(profile.vlm))
     return ZeroShotResult(store, read_predictions(store.path(catalog.PREDICTIONS_FILE)), status,
                           sentiment_frame, notes)
