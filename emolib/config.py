@@ -251,6 +251,8 @@ class CNNConfig:
     # allowed keys: PER_MODEL_KEYS
     per_model: dict[str, dict[str, Any]] = field(default_factory=dict)
     threads: int = 2  # torch CPU threads
+    parallel: int = 1  # CPU only: models trained at once, each in a process with threads // parallel threads
+    test_time_flip: bool = False  # predict each face and its mirror image, average the probabilities
     # FER-2013-Hard: the probe (out of fold) is wrong, or right with p(true) below hard_threshold;
     # on quick the CNN probe is right on 60% of the test pool, so 0.3 adds 1 point to its 40% errors
     hard_threshold: float = 0.3

@@ -302,7 +302,8 @@ def test_cnn_stage_scores_original_and_restored_faces_on_the_same_ids(smoke_stag
     for images in sets:  # every row is the model's own softmax on that image
         rows = predictions[(predictions["restoration"] == images.variant)
                            & (predictions["subset"] == images.subset_name)]
-        proba = predict_proba(t.model, to_gray_uint8(np.asarray(images.pixels)), t.settings)
+        proba = predict_proba(t.model, to_gray_uint8(np.asarray(images.pixels)), t.settings,
+                              flip=profile.cnn.test_time_flip)
         assert rows["image_id"].tolist() == images.ids.tolist() and rows["y_true"].tolist() == images.labels.tolist()
         assert rows["y_pred"].tolist() == proba.argmax(1).tolist()
         np.testing.assert_allclose(np.stack(rows["scores"]), proba, atol=1e-6)
@@ -427,3 +428,35 @@ def test_resnet50_width_scales_every_stage():
     ratio = sum(p.numel() for p in half.parameters()) / sum(p.numel() for p in full.parameters())
     assert 0.2 < ratio < 0.3  # parameters scale with the square of the width
     assert half(torch.randn(2, 1, 48, 48)).shape == (2, 7)
+
+
+def test_flip_averages_the_probabilities_of_a_face_and_its_mirror_image():
+    torch.manual_seed(0)
+    model = build_model("vgg19_bn", 7, 1, width=0.25).eval()
+    s = TrainSettings(input_size=48, in_channels=1)
+    faces = np.random.default_rng(0).integers(0, 256, (5, 48, 48), dtype=np.uint8)
+    plain, mirrored = predict_proba(model, faces, s), predict_proba(model, faces[:, :, ::-1].copy(), s)
+    np.testing.assert_allclose(predict_proba(model, faces, s, flip=True), (plain + mirrored) / 2, atol=1e-6)
+    assert not np.allclose(plain, mirrored)
+
+
+@pytest.mark.slow
+def test_models_trained_in_parallel_workers_match_the_serial_run(tmp_path, monkeypatch):
+    overrides = {"cnn.models": ["vgg19_bn", "efficientnet_b0"], "cnn.epochs": 1}
+    runs = {}
+    for parallel in (1, 2):
+        monkeypatch.setenv(RESULTS_ENV_VAR, str(tmp_path / f"parallel_{parallel}"))
+        profile = load_profile("smoke", **overrides, **{"cnn.parallel": parallel})
+        runs[parallel] = stage.train_all(profile, load_faces(profile))
+        assert all(stage.is_trained(profile, t.name, t.seed) for t in runs[parallel])
+    for serial, parallel in zip(runs[1], runs[2], strict=True):
+        assert (serial.name, serial.seed) == (parallel.name, parallel.seed)
+        assert serial.result.best_epoch == parallel.result.best_epoch
+        for a, b in zip(serial.result.history, parallel.result.history, strict=True):
+            assert a["train_loss"] == pytest.approx(b["train_loss"], abs=5e-3)  # 1 vs 2 threads: rounding only
+            assert a["val_acc"] == pytest.approx(b["val_acc"], abs=0.02)
+    # each worker recorded its own model's training cost
+    profile = load_profile("smoke", **overrides, **{"cnn.parallel": 2})
+    for t in runs[2]:
+        records = read_cost_records(catalog.cnn_model_store(profile, t.name, 0).dir / COST_FILE)
+        assert [(r["phase"], r["model"], r["items"]) for r in records] == [("train", t.name, 252 // 3)]

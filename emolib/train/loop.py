@@ -154,10 +154,15 @@ def predict_logits(model: nn.Module, images: torch.Tensor, s: TrainSettings,
 
 
 def predict_proba(model: nn.Module, images: np.ndarray | torch.Tensor, s: TrainSettings,
-                  batch_size: int = 256) -> np.ndarray:
-    """(n, k) float32 softmax probabilities of uint8 gray images (n, H, W)."""
+                  batch_size: int = 256, flip: bool = False) -> np.ndarray:
+    """(n, k) float32 softmax probabilities of uint8 gray images (n, H, W); ``flip``: the mean
+    of the probabilities of each image and its mirror image (horizontal-flip test-time
+    augmentation, as the models were trained with random flips)."""
     images = torch.as_tensor(np.asarray(images))
-    return torch.softmax(predict_logits(model, images, s, batch_size), dim=1).numpy()
+    proba = torch.softmax(predict_logits(model, images, s, batch_size), dim=1)
+    if flip:
+        proba = (proba + torch.softmax(predict_logits(model, images.flip(-1), s, batch_size), dim=1)) / 2
+    return proba.numpy()
 
 
 def penultimate_features(model: nn.Module, images: np.ndarray, s: TrainSettings, batch_size: int = 256) -> np.ndarray:

@@ -61,10 +61,12 @@ def build_vgg19(n_classes: int, in_channels: int, batch_norm: bool, width: float
 
 def build_resnet50(n_classes: int, in_channels: int, stem_stride: int = 4, width: float = 1.0) -> nn.Module:
     """ResNet-50 with ``width`` times the channels of every stage (1.0 = the published network;
-    0.5 costs about a quarter of the compute); stem_stride 4 = torchvision's 7x7/2 conv +
+    0.5 costs about a quarter of the compute), each residual branch's last BatchNorm starting at
+    zero (torchvision's ``zero_init_residual``: every block starts as the identity, which a
+    from-scratch run of a few epochs needs); stem_stride 4 = torchvision's 7x7/2 conv +
     max-pool, 2 = 3x3/2 conv without the pool, 1 = 3x3/1 conv without the pool (CIFAR style,
     16x the compute of 4)."""
-    model = tvm.resnet50(weights=None, num_classes=n_classes)
+    model = tvm.resnet50(weights=None, num_classes=n_classes, zero_init_residual=True)
     if width != 1.0:
         _rescale_resnet(model, width, n_classes)
     stem_channels = model.conv1.out_channels
@@ -79,7 +81,7 @@ def build_resnet50(n_classes: int, in_channels: int, stem_stride: int = 4, width
 
 def _rescale_resnet(model: tvm.ResNet, width: float, n_classes: int) -> None:
     """Rebuild a torchvision ResNet-50's stem, four stages and head at ``width`` times the
-    channels, initialised as torchvision initialises the full network."""
+    channels, initialised as torchvision initialises the full network (``zero_init_residual``)."""
     def scaled(channels: int) -> int:
         return max(8, int(round(channels * width)))
 
@@ -98,6 +100,9 @@ def _rescale_resnet(model: tvm.ResNet, width: float, n_classes: int) -> None:
         elif isinstance(module, nn.BatchNorm2d):
             nn.init.ones_(module.weight)
             nn.init.zeros_(module.bias)
+    for block_ in model.modules():
+        if isinstance(block_, block):
+            nn.init.zeros_(block_.bn3.weight)
 
 
 def build_efficientnet_b0(n_classes: int, in_channels: int, width: float = 1.0,
