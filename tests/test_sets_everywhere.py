@@ -252,6 +252,19 @@ def test_the_cost_rows_name_the_recorded_model_uncounted(user_files, tmp_path):
     assert model_cost_rows(twice)["model"].tolist().count("othervlm") == 1  # one row per model
 
 
+def test_free_recorded_answers_get_no_label_preference(user_files, tmp_path):
+    from emolib.prompts.sweep import split_ranked
+
+    profile = load_profile(write_profile(user_files, tmp_path), **{"vlm.clip_models": [], "cnn.models": []})
+    recorded = pd.DataFrame({"model": ["othervlm"] * 3 + ["gpt4v"] * 2,
+                             "subset": ["moods_othervlm"] * 3 + ["fer_private_gpt4v"] * 2,
+                             "raw_response": ['{"prediction": "upbeat"}', "boredom", "", "happy, sad", "sad"]})
+    ranked, left_out = split_ranked(profile, recorded)
+    assert ranked["model"].tolist() == ["gpt4v", "gpt4v"]
+    assert left_out.to_dict("records") == [{"model": "othervlm", "subset": "moods_othervlm", "answers": 3,
+                                            "reason": "answer: raw (free answers, no ranking)"}]
+
+
 # ----------------------------------------------------------------------------- notebook 07
 @pytest.mark.data
 def test_the_sampler_counts_rows_whose_image_it_cannot_find(user_files, tmp_path):

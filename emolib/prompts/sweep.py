@@ -52,6 +52,7 @@ from emolib.store import StageStore, write_json, write_text
 from emolib.vlm.base import ModelSpec, model_status
 from emolib.vlm.cache import ResponseCache, cache_path
 from emolib.vlm.parse import parse_answer
+from emolib.vlm.recorded_files import recorded_file_subset
 
 STAGE = "prompts"
 SET_COLUMNS = ["set", "dataset", "label_set", "role", "status", "reason", "subset", "n", "order_subset", "order_n"]
@@ -330,3 +331,14 @@ def recorded_predictions(profile: Profile) -> tuple[pd.DataFrame, pd.DataFrame]:
     predictions = catalog.read_stage_predictions(profile, "vlm")
     sentiment = pd.read_parquet(catalog.vlm_store(profile).path("sentiment.parquet"))
     return predictions[predictions["backend"] == "recorded"].reset_index(drop=True), sentiment
+
+
+def split_ranked(profile: Profile, recorded: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(rows whose ``raw_response`` is a ranked list, one row per (model, subset) that is not).
+    The shipped GPT-4V answers and ``vlm.recorded_files`` entries with ``answer: first_ranked``
+    are rankings; an ``answer: raw`` entry holds free answers, whose "ranking" would be noise."""
+    raw = {recorded_file_subset(e.set, e.model) for e in profile.vlm.recorded_files if e.answer == "raw"}
+    unranked = recorded["subset"].isin(raw)
+    left_out = (recorded[unranked].groupby(["model", "subset"], as_index=False).size()
+                .rename(columns={"size": "answers"}).assign(reason="answer: raw (free answers, no ranking)"))
+    return recorded[~unranked].reset_index(drop=True), left_out
