@@ -80,7 +80,7 @@ def find_nvml_meter() -> tuple[NvmlMeter | None, str]:
         if not handles:
             return None, "GPU energy not measured: no GPU"
         pynvml.nvmlDeviceGetTotalEnergyConsumption(handles[0])
-    except Exception as err:  # noqa: BLE001 - NVML raises its own error types
+    except pynvml.NVMLError as err:  # no driver, no GPU, or a GPU without an energy counter
         return None, f"GPU energy not measured: NVML unusable ({type(err).__name__})"
     return NvmlMeter(pynvml, handles), ""
 

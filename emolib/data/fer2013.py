@@ -40,7 +40,7 @@ from PIL import Image
 
 from emolib.data.cache import cached_imageset
 from emolib.data.fer_csv import FER_SIZE, USAGE_TO_SPLIT, read_fer_csv
-from emolib.data.imageset import ZIP_SEP, DataError, ImageSet
+from emolib.data.imageset import DECODE_ERRORS, ZIP_SEP, DataError, ImageSet
 from emolib.labels import get_label_set
 
 FER7 = get_label_set("fer7")
@@ -193,7 +193,7 @@ def _decode_all(open_reader, names: list[str], where: str, skip: bool, workers: 
                 source = f"{where}{ZIP_SEP}{names[i]}" if where.endswith(".zip") else names[i]
                 try:
                     pixels[i] = _decode_gray(reader(names[i]), source)
-                except Exception as err:  # Pillow raises several types; each is raised or listed
+                except (*DECODE_ERRORS, cv2.error, zipfile.BadZipFile, DataError) as err:  # raised or listed
                     if not skip:
                         raise DataError(
                             f"cannot read FER-2013 image {source}: {err}. Replace it with an intact "

@@ -184,6 +184,10 @@ def _open_zip(path: str, stamp: tuple[int, int]) -> zipfile.ZipFile:
     return zipfile.ZipFile(path)
 
 
+# what Pillow raises for a broken, truncated or hostile file (UnidentifiedImageError is an OSError)
+DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError)
+
+
 def decode_image(data: bytes, where: str, mode: str | None = None) -> np.ndarray:
     """Decode encoded image bytes to uint8 ((H, W) for gray, else (H, W, 3) RGB)."""
     try:
@@ -191,7 +195,7 @@ def decode_image(data: bytes, where: str, mode: str | None = None) -> np.ndarray
             img.load()
             target = mode or ("L" if img.mode in ("L", "I;16", "1") else "RGB")
             return np.asarray(img.convert(target))
-    except Exception as err:  # Pillow raises several types for broken files
+    except DECODE_ERRORS as err:
         raise DataError(
             f"cannot decode image {where}: {err}. Replace the file with an intact copy from the "
             "data set's source, or set data.skip_unreadable: true to list it in the audit instead."
