@@ -76,19 +76,29 @@ def data_file_stats(settings: dict[str, Any]) -> list[tuple[str, int, int]]:
     return stats
 
 
-def fingerprint(notebook: Path, profile: str, previous: str = "") -> str:
-    """The fingerprint of ``notebook`` executed with ``profile`` after a notebook whose
-    fingerprint was ``previous`` (empty for the first)."""
+def shared_inputs(profile: str) -> str:
+    """Digest of what every notebook of a run depends on alike: the emolib package, the loaded
+    profile, the data files it names, library versions, Python and the output folders."""
     settings = to_dict(load_profile(profile, check_machine=False))
     digest = hashlib.sha256()
-    digest.update(Path(notebook).read_bytes())
+    package = Path(__file__).resolve().parent
     for path in _package_files():
-        digest.update(path.name.encode())
+        digest.update(str(path.relative_to(package)).encode())
         digest.update(path.read_bytes())
     inputs = {"profile": settings, "data": data_file_stats(settings), "libraries": _library_versions(),
-              "python": sys.version, "previous": previous,
+              "python": sys.version,
               "env": {k: os.environ.get(k, "") for k in (paths.DATA_ENV_VAR, paths.RESULTS_ENV_VAR)}}
     digest.update(json.dumps(inputs, sort_keys=True, default=str).encode())
+    return digest.hexdigest()
+
+
+def fingerprint(notebook: Path, profile: str, previous: str = "", shared: str | None = None) -> str:
+    """The fingerprint of ``notebook`` executed with ``profile`` after a notebook whose
+    fingerprint was ``previous`` (empty for the first); ``shared``: ``shared_inputs(profile)``
+    when the caller already has it."""
+    digest = hashlib.sha256(Path(notebook).read_bytes())
+    digest.update((shared or shared_inputs(profile)).encode())
+    digest.update(previous.encode())
     return digest.hexdigest()
 
 
@@ -117,9 +127,9 @@ def forget(folder: Path, notebook: str) -> Path:
 def status_lines(folder: Path, profile: str, notebooks: list[str]) -> list[str]:
     """``<fingerprint> <up-to-date|stale> <notebook path>`` for each notebook, in order (each
     fingerprint chained to the one before)."""
-    lines, previous = [], ""
+    lines, previous, shared = [], "", shared_inputs(profile)
     for notebook in notebooks:
-        value = fingerprint(Path(notebook), profile, previous)
+        value = fingerprint(Path(notebook), profile, previous, shared)
         state = "up-to-date" if is_up_to_date(folder, Path(notebook).name, value) else "stale"
         lines.append(f"{value} {state} {notebook}")
         previous = value
