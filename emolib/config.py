@@ -218,7 +218,8 @@ class RestorationConfig:
 # training settings a CNN may override in ``cnn.per_model`` (the type each value is cast to)
 PER_MODEL_KEYS = {"epochs": int, "batch_size": int, "lr": float, "weight_decay": float,
                   "optimizer": str, "warmup_epochs": float, "label_smoothing": float,
-                  "class_weights": bool, "erase_p": float, "augment": bool, "patience": int}
+                  "class_weights": bool, "erase_p": float, "augment": bool, "patience": int,
+                  "epoch_sizes": lambda sizes: tuple(int(v) for v in sizes)}
 
 
 @dataclass(frozen=True)
@@ -252,7 +253,16 @@ class CNNConfig:
     per_model: dict[str, dict[str, Any]] = field(default_factory=dict)
     threads: int = 2  # torch CPU threads
     parallel: int = 1  # CPU only: models trained at once, each in a process with threads // parallel threads
+    # with parallel > 1: the last share of a model's epochs (rounded; e.g. 0.6 of 10 = 6) train
+    # after every worker has finished, in the main process with all `threads` (the core a finished
+    # worker frees is not left idle). Which epochs run on how many threads follows from the config
+    # alone, never from timing, so the same seed gives the same numbers.
+    alone_share: dict[str, float] = field(default_factory=dict)
     test_time_flip: bool = False  # predict each face and its mirror image, average the probabilities
+    # head dropout and EfficientNet stochastic depth per model; missing = the builder's own
+    # (VGG 0.3, EfficientNet 0.2 and 0.2)
+    dropout: dict[str, float] = field(default_factory=dict)
+    stochastic_depth: dict[str, float] = field(default_factory=dict)
     # FER-2013-Hard: the probe (out of fold) is wrong, or right with p(true) below hard_threshold;
     # on quick the CNN probe is right on 60% of the test pool, so 0.3 adds 1 point to its 40% errors
     hard_threshold: float = 0.3
@@ -267,6 +277,30 @@ class CNNConfig:
             unknown = sorted(set(own) - set(PER_MODEL_KEYS))
             if unknown:
                 raise ConfigError(f"cnn.per_model.{name}: unknown key(s) {unknown}; allowed: {sorted(PER_MODEL_KEYS)}")
+            self._check_epoch_sizes(name)
+        for name, share in self.alone_share.items():
+            if name not in self.models or not 0.0 < share <= 1.0:
+                raise ConfigError(f"cnn.alone_share.{name}: {share!r} must be a share of the epochs (0 to 1] "
+                                  f"of a model in cnn.models {list(self.models)}")
+        for key, allowed in (("dropout", self.models), ("stochastic_depth", ("efficientnet_b0",))):
+            for name, p in getattr(self, key).items():
+                if name not in allowed or not 0.0 <= p < 1.0 or (key == "dropout" and name == "resnet50"):
+                    raise ConfigError(f"cnn.{key}.{name}: {p!r} is not allowed; give a probability in [0, 1) "
+                                      f"for a model of {list(allowed)} that has one (ResNet-50 has no dropout)")
+
+    def _check_epoch_sizes(self, name: str) -> None:
+        own = self.overrides_for(name)
+        sizes, epochs = own.get("epoch_sizes", ()), own.get("epochs", self.epochs)
+        if sizes and (len(sizes) != epochs or sizes[-1] != self.input_size or min(sizes) < 8):
+            raise ConfigError(
+                f"cnn.per_model.{name}.epoch_sizes {list(sizes)}: give one input size (>= 8 px) per "
+                f"epoch ({epochs}), the last equal to cnn.input_size ({self.input_size}), which "
+                "validation and prediction use")
+
+    def alone_epochs(self, name: str) -> int:
+        """How many of ``name``'s last epochs train after the workers (``alone_share``)."""
+        epochs = self.overrides_for(name).get("epochs", self.epochs)
+        return round(self.alone_share.get(name, 0.0) * epochs)
 
     def overrides_for(self, name: str) -> dict[str, Any]:
         """``per_model[name]`` cast to the types of ``PER_MODEL_KEYS``."""

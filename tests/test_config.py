@@ -80,6 +80,29 @@ def test_per_model_overrides_are_checked_at_load():
         load_profile("smoke", **{"cnn.per_model": {"vgg16": {"epochs": 3}}})
 
 
+def test_progressive_sizes_regularisation_and_alone_share_are_checked_at_load():
+    tuned = load_profile("smoke", **{"cnn.per_model": {"resnet50": {"epochs": 3, "epoch_sizes": [32, 40, 48]}},
+                                     "cnn.input_size": 48, "cnn.alone_share": {"resnet50": 0.6},
+                                     "cnn.dropout": {"vgg19_bn": 0.1}, "cnn.stochastic_depth": {"efficientnet_b0": 0}})
+    assert tuned.cnn.overrides_for("resnet50")["epoch_sizes"] == (32, 40, 48)
+    for sizes, why in (([32, 48], "one input size"), ([32, 48, 40], "the last equal to cnn.input_size \\(48\\)")):
+        with pytest.raises(ConfigError, match=r"cnn.per_model.resnet50.epoch_sizes .*" + why):
+            load_profile("smoke", **{"cnn.input_size": 48,
+                                     "cnn.per_model": {"resnet50": {"epochs": 3, "epoch_sizes": sizes}}})
+    assert tuned.cnn.alone_epochs("resnet50") == 2 and tuned.cnn.alone_epochs("vgg19_bn") == 0  # 0.6 x 3
+    assert load_profile("quick", **{"cnn.epochs": 2}).cnn.alone_epochs("vgg19_bn") == 1  # follows an override
+    with pytest.raises(ConfigError, match=r"cnn.alone_share.resnet50: 1.5 must be a share of the epochs"):
+        load_profile("smoke", **{"cnn.alone_share": {"resnet50": 1.5}})
+    with pytest.raises(ConfigError, match=r"cnn.alone_share.vgg16: .* of a model in cnn.models"):
+        load_profile("smoke", **{"cnn.alone_share": {"vgg16": 0.5}})
+    with pytest.raises(ConfigError, match=r"cnn.dropout.resnet50: .*ResNet-50 has no dropout"):
+        load_profile("smoke", **{"cnn.dropout": {"resnet50": 0.1}})
+    with pytest.raises(ConfigError, match=r"cnn.stochastic_depth.vgg19_bn: .*efficientnet_b0"):
+        load_profile("smoke", **{"cnn.stochastic_depth": {"vgg19_bn": 0.1}})
+    with pytest.raises(ConfigError, match=r"cnn.dropout.vgg19_bn: 1.0 is not allowed"):
+        load_profile("smoke", **{"cnn.dropout": {"vgg19_bn": 1.0}})
+
+
 def test_evaluation_sizes_live_in_the_data_section():
     smoke = load_profile("smoke")
     assert (smoke.data.eval_size, smoke.data.emotion6_eval_size) == (42, 24)

@@ -100,6 +100,42 @@ def test_efficientnet_starts_near_uniform_probabilities():
     assert logits.abs().max() < 0.5  # torchvision's head init gives logits of std ~3.5
 
 
+def test_dropout_and_stochastic_depth_reach_the_built_networks():
+    eff = build_model("efficientnet_b0", 7, 1, width=0.25, dropout=0.1, stochastic_depth=0.0)
+    assert eff.classifier[0].p == 0.1
+    assert [m.p for m in eff.modules() if type(m).__name__ == "StochasticDepth"] == [0.0] * 16
+    default = build_model("efficientnet_b0", 7, 1, width=0.25)  # torchvision's: 0.2, rising to 0.2 over 16 blocks
+    depths = [m.p for m in default.modules() if type(m).__name__ == "StochasticDepth"]
+    assert default.classifier[0].p == 0.2 and depths[0] == 0.0 and depths[-1] == pytest.approx(0.2 * 15 / 16)
+    assert build_model("vgg19_bn", 7, 1, width=0.25, dropout=0.5).classifier[0].p == 0.5
+    with pytest.raises(ValueError, match="resnet50 has no dropout"):
+        build_model("resnet50", 7, 1, dropout=0.1)
+    with pytest.raises(ValueError, match="vgg19_bn has no stochastic depth"):
+        build_model("vgg19_bn", 7, 1, stochastic_depth=0.1)
+    profile = load_profile("smoke", **{"cnn.models": ["vgg19_bn", "efficientnet_b0"],
+                                       "cnn.stochastic_depth": {"efficientnet_b0": 0.0}})
+    built, _ = stage.build_for(profile, "efficientnet_b0", 7)
+    assert {m.p for m in built.modules() if type(m).__name__ == "StochasticDepth"} == {0.0}
+    # regularising one model retrains that model only
+    base = load_profile("smoke", **{"cnn.models": ["vgg19_bn", "efficientnet_b0"]})
+    assert catalog.cnn_model_key(profile, "vgg19_bn") == catalog.cnn_model_key(base, "vgg19_bn")
+    assert catalog.cnn_model_key(profile, "efficientnet_b0") != catalog.cnn_model_key(base, "efficientnet_b0")
+
+
+def test_progressive_resizing_trains_each_epoch_at_its_size_and_predicts_at_the_input_size(faces):
+    x, y = (a[:64] for a in _arrays(faces, "train"))
+    seen: list[int] = []
+    model = build_model("vgg19_bn", 7, 1, width=0.125)
+    model.features[0].register_forward_hook(lambda _m, args, _out: seen.append(args[0].shape[-1]))
+    s = TrainSettings(epochs=3, batch_size=32, input_size=48, epoch_sizes=(32, 40, 48), patience=99)
+    train_classifier(model, x, y, x[:10], y[:10], s, progress=False)
+    # two training batches per epoch, then one validation batch at the input size
+    assert seen == [32, 32, 48, 40, 40, 48, 48, 48, 48]
+    described = stage.describe_model(load_profile("smoke", **{
+        "cnn.input_size": 48, "cnn.epochs": 3, "cnn.per_model": {"vgg19_bn": {"epoch_sizes": [32, 40, 48]}}}), "vgg19_bn")
+    assert "32-48 px gray" in described
+
+
 def test_per_model_overrides_change_only_their_model():
     base = load_profile("smoke")
     tuned = load_profile("smoke", **{"cnn.per_model": {"resnet50": {"epochs": 3, "augment": False}}})
@@ -206,7 +242,7 @@ from emolib.data import load_faces
 from emolib.train import loop, stage
 
 def first_epoch_then_killed(*args, **kwargs):
-    loop.train_classifier(*args, stop_after_epoch=1, **kwargs)
+    loop.train_classifier(*args, **{**kwargs, "stop_after_epoch": 1})
     os.kill(os.getpid(), signal.SIGKILL)  # as a kernel restart or the OOM killer would
 
 stage.train_classifier = first_epoch_then_killed
@@ -438,6 +474,21 @@ def test_flip_averages_the_probabilities_of_a_face_and_its_mirror_image():
     plain, mirrored = predict_proba(model, faces, s), predict_proba(model, faces[:, :, ::-1].copy(), s)
     np.testing.assert_allclose(predict_proba(model, faces, s, flip=True), (plain + mirrored) / 2, atol=1e-6)
     assert not np.allclose(plain, mirrored)
+
+
+@pytest.mark.slow
+def test_alone_share_of_epochs_finishes_after_the_workers_with_every_thread(tmp_path, monkeypatch):
+    monkeypatch.setenv(RESULTS_ENV_VAR, str(tmp_path))
+    profile = load_profile("smoke", **{"cnn.models": ["vgg19_bn", "efficientnet_b0"], "cnn.epochs": 2,
+                                       "cnn.parallel": 2, "cnn.alone_share": {"vgg19_bn": 0.5}})
+    trained = stage.train_all(profile, load_faces(profile))
+    assert [len(t.result.history) for t in trained] == [2, 2]
+    vgg = read_cost_records(catalog.cnn_model_store(profile, "vgg19_bn", 0).dir / COST_FILE)
+    eff = read_cost_records(catalog.cnn_model_store(profile, "efficientnet_b0", 0).dir / COST_FILE)
+    # VGG: its first epoch in a worker, its last in this process after both workers ended
+    assert [(r["phase"], r["items"], r["tags"]["start_epoch"]) for r in vgg] == [("train", 84, 0), ("train", 84, 1)]
+    assert vgg[0]["pid"] != os.getpid() and vgg[1]["pid"] == os.getpid()
+    assert vgg[1]["started_at"] >= eff[0]["started_at"] and len(eff) == 1
 
 
 @pytest.mark.slow

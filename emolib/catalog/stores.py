@@ -60,8 +60,12 @@ def cnn_model_key(profile: Profile, name: str) -> dict:
     shared = {k: v for k, v in to_dict(cfg).items()
               if k not in ("models", "widths", "stem_strides", "bf16_models", "seeds", "hard_threshold",
                            "hard_folds", "hard_probe", "hard_vote_share", "per_model", "threads",
-                           "test_time_flip", "parallel")}
+                           "test_time_flip", "parallel", "alone_share", "dropout",
+                           "stochastic_depth")}
+    regularization = {key: getattr(cfg, key)[name] for key in ("dropout", "stochastic_depth")
+                      if name in getattr(cfg, key)}  # absent when unset: existing keys unchanged
     return {"model": name, "width": cfg.widths.get(name, 1.0), "stem_stride": cfg.stem_strides.get(name),
+            **regularization,
             "bf16": name in cfg.bf16_models, **shared, **cfg.overrides_for(name),
             "data": face_data_key(profile)}
 

@@ -47,6 +47,7 @@ class TrainSettings:
     seed: int = 0
     bf16: bool = False
     input_size: int = 48
+    epoch_sizes: tuple[int, ...] = ()  # progressive resizing: input size of each epoch
     in_channels: int = 1
     erase_p: float = 0.5
     augment: bool = True  # False: no shift/flip/rotation/erasing (tests, ablations)
@@ -101,6 +102,13 @@ def autocast_for(s: TrainSettings) -> torch.autocast:
     return torch.autocast("cpu", dtype=torch.bfloat16, enabled=s.bf16)
 
 
+def size_of_epoch(s: TrainSettings, epoch: int) -> int:
+    """The input size epoch ``epoch`` (0-based) trains at: ``s.epoch_sizes[epoch]`` under
+    progressive resizing (small images first, as fast.ai and EfficientNetV2 train), else
+    ``s.input_size``. Validation and prediction always use ``s.input_size``."""
+    return s.epoch_sizes[epoch] if s.epoch_sizes else s.input_size
+
+
 def _epoch_seed(s: TrainSettings, epoch: int) -> int:
     return s.seed * 10_007 + epoch
 
@@ -114,14 +122,15 @@ def run_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tenso
     order = torch.randperm(len(x), generator=gen)
     steps_per_epoch = math.ceil(len(x) / s.batch_size)
     total, warm = steps_per_epoch * s.epochs, max(1, round(steps_per_epoch * s.warmup_epochs))
+    size = size_of_epoch(s, epoch)
     model.train()
     loss_sum, correct, seen = 0.0, 0, 0
     bar = progress_bar(range(steps_per_epoch), progress, desc=f"epoch {epoch + 1}/{s.epochs}",
                leave=False)
     for step in bar:
         idx = order[step * s.batch_size:(step + 1) * s.batch_size]
-        inputs = (augment_batch(x[idx], s.input_size, s.in_channels, gen, s.erase_p) if s.augment
-                  else prepare_batch(x[idx], s.input_size, s.in_channels)).to(s.device)
+        inputs = (augment_batch(x[idx], size, s.in_channels, gen, s.erase_p) if s.augment
+                  else prepare_batch(x[idx], size, s.in_channels)).to(s.device)
         target = y[idx].to(s.device)
         for group in optimizer.param_groups:
             group["lr"] = lr_at(epoch * steps_per_epoch + step, total, warm, s.lr)

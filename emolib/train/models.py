@@ -46,7 +46,7 @@ def _scaled_vgg_cfg(width: float) -> list:
 
 
 def build_vgg19(n_classes: int, in_channels: int, batch_norm: bool, width: float = 1.0,
-                stem_stride: int = 1) -> nn.Module:
+                stem_stride: int = 1, dropout: float = 0.3) -> nn.Module:
     """VGG19 (configuration E) with a global-average-pool head: at 48 px the last feature map
     is 1x1, so torchvision's 7x7 pool + 4096-wide classifier would only copy one pixel 49 times."""
     cfg = _scaled_vgg_cfg(width)
@@ -55,7 +55,7 @@ def build_vgg19(n_classes: int, in_channels: int, batch_norm: bool, width: float
     features[0] = nn.Conv2d(in_channels, first.out_channels, 3, stride=stem_stride, padding=1)
     model = tv_vgg.VGG(features, num_classes=n_classes, init_weights=True)
     model.avgpool = nn.AdaptiveAvgPool2d(1)
-    model.classifier = nn.Sequential(nn.Dropout(0.3), nn.Linear(cfg[-2], n_classes))
+    model.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(cfg[-2], n_classes))
     return model
 
 
@@ -106,10 +106,14 @@ def _rescale_resnet(model: tvm.ResNet, width: float, n_classes: int) -> None:
 
 
 def build_efficientnet_b0(n_classes: int, in_channels: int, width: float = 1.0,
-                          stem_stride: int = 2) -> nn.Module:
-    """EfficientNet-B0 (width multiplier ``width``, depth 1.0); stem_stride 2 is the original."""
+                          stem_stride: int = 2, dropout: float = 0.2,
+                          stochastic_depth: float = 0.2) -> nn.Module:
+    """EfficientNet-B0 (width multiplier ``width``, depth 1.0); stem_stride 2, dropout 0.2 and
+    stochastic depth 0.2 (the largest per-block drop probability) are the original's. A short
+    from-scratch run underfits (train accuracy no higher than validation): quick turns both down."""
     setting, last = tv_eff._efficientnet_conf("efficientnet_b0", width_mult=width, depth_mult=1.0)
-    model = tv_eff.EfficientNet(setting, dropout=0.2, last_channel=last, num_classes=n_classes)
+    model = tv_eff.EfficientNet(setting, dropout=dropout, stochastic_depth_prob=stochastic_depth,
+                                last_channel=last, num_classes=n_classes)
     conv = model.features[0][0]
     model.features[0][0] = nn.Conv2d(in_channels, conv.out_channels, 3, stride=stem_stride,
                                      padding=1, bias=False)
@@ -123,15 +127,22 @@ def build_efficientnet_b0(n_classes: int, in_channels: int, width: float = 1.0,
 
 
 def build_model(name: str, n_classes: int, in_channels: int = 1, width: float = 1.0,
-                stem_stride: int | None = None) -> nn.Module:
-    """A model of ``MODEL_NAMES`` with random weights; ``stem_stride`` None = the original."""
+                stem_stride: int | None = None, dropout: float | None = None,
+                stochastic_depth: float | None = None) -> nn.Module:
+    """A model of ``MODEL_NAMES`` with random weights; ``stem_stride``, ``dropout`` (head) and
+    ``stochastic_depth`` (EfficientNet) None = the original's."""
     if name not in MODEL_NAMES:
         raise ValueError(f"unknown CNN {name!r}; known: {MODEL_NAMES}")
+    if name == "resnet50" and dropout is not None or name != "efficientnet_b0" and stochastic_depth is not None:
+        raise ValueError(f"{name} has no {'dropout' if name == 'resnet50' else 'stochastic depth'} to set")
     if name.startswith("vgg19"):
-        return build_vgg19(n_classes, in_channels, name.endswith("_bn"), width, stem_stride or 1)
+        return build_vgg19(n_classes, in_channels, name.endswith("_bn"), width, stem_stride or 1,
+                           0.3 if dropout is None else dropout)
     if name == "resnet50":
         return build_resnet50(n_classes, in_channels, stem_stride or 4, width)
-    return build_efficientnet_b0(n_classes, in_channels, width, stem_stride or 2)
+    return build_efficientnet_b0(n_classes, in_channels, width, stem_stride or 2,
+                                 0.2 if dropout is None else dropout,
+                                 0.2 if stochastic_depth is None else stochastic_depth)
 
 
 def load_imagenet_weights(model: nn.Module, name: str) -> WeightsStatus:

@@ -93,7 +93,7 @@ def build_for(profile: Profile, name: str, n_classes: int) -> tuple[nn.Module, W
     """A model of ``name`` for this profile, ImageNet-initialised when asked and possible."""
     cfg = profile.cnn
     model = build_model(name, n_classes, in_channels_of(cfg.stem), cfg.widths.get(name, 1.0),
-                        cfg.stem_strides.get(name))
+                        cfg.stem_strides.get(name), cfg.dropout.get(name), cfg.stochastic_depth.get(name))
     if cfg.weights == "imagenet":
         return model, load_imagenet_weights(model, name)
     return model, WeightsStatus(name, "none", "scratch", "weights: none in the profile")
@@ -104,10 +104,12 @@ def _file(store: StageStore, kind: str, name: str, seed: int, ext: str) -> Path:
 
 
 def train_cnn(profile: Profile, faces: ImageSet, name: str, seed: int,
-              arrays: dict[str, np.ndarray] | None = None, progress: bool | None = None) -> TrainedModel:
+              arrays: dict[str, np.ndarray] | None = None, progress: bool | None = None,
+              stop_after_epoch: int | None = None) -> TrainedModel | None:
     """Train (or reload) one model and seed; resumes from the epoch checkpoint if present.
     Each attempt records a ``train`` phase tagged ``start_epoch`` whose items are the images
-    trained in that attempt only (``heartbeat`` after every epoch)."""
+    trained in that attempt only (``heartbeat`` after every epoch). ``stop_after_epoch``: leave
+    the run checkpointed after that epoch and return None (a later call finishes it)."""
     store, s = catalog.cnn_model_store(profile, name, seed), settings_for(profile, name, seed)
     torch.set_num_threads(profile.cnn.threads)
     torch.manual_seed(seed)
@@ -131,7 +133,10 @@ def train_cnn(profile: Profile, faces: ImageSet, name: str, seed: int,
             handle.beat()
 
         result = train_classifier(model, arrays["train_x"], arrays["train_y"], arrays["val_x"],
-                                  arrays["val_y"], s, checkpoint, progress=progress, on_epoch=count_epoch)
+                                  arrays["val_y"], s, checkpoint, stop_after_epoch=stop_after_epoch,
+                                  progress=progress, on_epoch=count_epoch)
+    if not result.finished:
+        return None
     save_checkpoint(best, model.state_dict())
     write_json(info, {"result": asdict(result), "weights": asdict(weights), "settings": asdict(s)})
     return TrainedModel(name, seed, model, s, result, weights, count_parameters(model))
@@ -141,8 +146,9 @@ def train_all(profile: Profile, faces: ImageSet, progress: bool | None = None) -
     """Every model x seed of ``profile.cnn``, in config order. With ``cnn.parallel`` > 1 on a
     CPU, the models not yet trained train at once in that many worker processes (each with
     ``cnn.threads // cnn.parallel`` torch threads, in config order): on 2 cores, two 1-thread
-    runs do more work per second than one 2-thread run. Results equal the serial run's up to
-    float rounding (a different thread count sums in a different order)."""
+    runs do more work per second than one 2-thread run. A model's last ``cnn.alone_share`` of epochs then
+    finish here with all threads. Results equal the serial run's up to float rounding (a
+    different thread count sums in a different order)."""
     jobs = [(name, seed) for seed in profile.cnn.seeds for name in profile.cnn.models]
     if profile.cnn.parallel > 1 and resolve_device(profile.device) == "cpu":
         train_in_workers(profile, [job for job in jobs if not is_trained(profile, *job)])
@@ -175,8 +181,14 @@ def train_in_workers(profile: Profile, jobs: list[tuple[str, int]]) -> None:
 
 
 def _train_job(profile: Profile, name: str, seed: int) -> None:
-    """One worker's job: load the faces (decoded-array cache) and train ``name`` at ``seed``."""
-    train_cnn(profile, load_faces(profile), name, seed, progress=False)
+    """One worker's job: load the faces (decoded-array cache) and train ``name`` at ``seed``,
+    all but its last ``cnn.alone_share`` of epochs (``train_all`` trains those with every thread)."""
+    alone = profile.cnn.alone_epochs(name)
+    stop = settings_for(profile, name, seed).epochs - alone if alone else None
+    checkpoint = _file(catalog.cnn_model_store(profile, name, seed), "ckpt", name, seed, "pt")
+    if stop is not None and checkpoint_epoch(checkpoint) >= stop:
+        return  # a resumed run already past its worker epochs: nothing to train here
+    train_cnn(profile, load_faces(profile), name, seed, progress=False, stop_after_epoch=stop)
 
 
 DISPLAY_NAMES = {"vgg19": "VGG19", "vgg19_bn": "VGG19-BN", "resnet50": "ResNet-50",
@@ -194,7 +206,8 @@ def describe_model(profile: Profile, name: str) -> str:
         parts.append(WIDTH_WORDS.get(width, f"{width:g}x width"))
     if name in cfg.stem_strides:
         parts.append(f"stem stride {cfg.stem_strides[name]}")
-    parts += [f"{cfg.input_size} px {cfg.stem}", f"{s.epochs} epochs"]
+    sizes = f"{min(s.epoch_sizes)}-{cfg.input_size} px" if s.epoch_sizes else f"{cfg.input_size} px"
+    parts += [f"{sizes} {cfg.stem}", f"{s.epochs} epochs"]
     return ", ".join(parts)
 
 

@@ -204,6 +204,13 @@ def per_class_versus(frame: pd.DataFrame) -> pd.DataFrame:
     return _by_model_then_seed(pd.concat(parts, ignore_index=True))
 
 
+def _verdict(row) -> str:
+    """Better or worse only where the Holm-adjusted test says so (``significant``, 5% level)."""
+    if not row.significant:
+        return "does not differ significantly (Holm, 5% level) from"
+    return "is significantly " + ("better" if row.accuracy > row.accuracy_versus else "worse") + " than"
+
+
 def describe_versus(scores: pd.DataFrame, over: pd.DataFrame, tests: pd.DataFrame) -> list[str]:
     """Markdown bullet lines of notebook 04's findings, every number read from ``scores``
     (``score_versus``), ``over`` (``over_seeds``) and ``tests`` (``mcnemar_versus``); a seed
@@ -218,7 +225,7 @@ def describe_versus(scores: pd.DataFrame, over: pd.DataFrame, tests: pd.DataFram
               f"{row.accuracy_sd_over_seeds:.1%}, macro F1 {row.macro_f1_mean_over_seeds:.3f} ± "
               f"{row.macro_f1_sd_over_seeds:.3f}, soft accuracy {row.soft_accuracy_mean_over_seeds:.1%} ± "
               f"{row.soft_accuracy_sd_over_seeds:.1%}." for row in over.itertuples()]
-    lines += [f"- `{who}` is {'better' if row.accuracy > row.accuracy_versus else 'worse'} than {row.versus} "
+    lines += [f"- `{who}` {_verdict(row)} {row.versus} "
               f"on the same faces ({row.accuracy:.1%} vs {row.accuracy_versus:.1%}; McNemar p = {row.p:.2g}, "
               f"Holm-adjusted over the table's {len(tests)} tests {row.p_holm:.2g}; b = {row.b}, c = {row.c})."
               for row, who in zip(tests.itertuples(), who_labels(tests), strict=True)]
