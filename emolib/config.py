@@ -289,18 +289,20 @@ class CNNConfig:
                                       f"for a model of {list(allowed)} that has one (ResNet-50 has no dropout)")
 
     def _check_epoch_sizes(self, name: str) -> None:
-        own = self.overrides_for(name)
-        sizes, epochs = own.get("epoch_sizes", ()), own.get("epochs", self.epochs)
+        sizes, epochs = self.overrides_for(name).get("epoch_sizes", ()), self.epochs_of(name)
         if sizes and (len(sizes) != epochs or sizes[-1] != self.input_size or min(sizes) < 8):
             raise ConfigError(
                 f"cnn.per_model.{name}.epoch_sizes {list(sizes)}: give one input size (>= 8 px) per "
                 f"epoch ({epochs}), the last equal to cnn.input_size ({self.input_size}), which "
                 "validation and prediction use")
 
+    def epochs_of(self, name: str) -> int:
+        """``name``'s epochs: its ``per_model`` override, else ``epochs``."""
+        return self.overrides_for(name).get("epochs", self.epochs)
+
     def alone_epochs(self, name: str) -> int:
         """How many of ``name``'s last epochs train after the workers (``alone_share``)."""
-        epochs = self.overrides_for(name).get("epochs", self.epochs)
-        return round(self.alone_share.get(name, 0.0) * epochs)
+        return round(self.alone_share.get(name, 0.0) * self.epochs_of(name))
 
     def overrides_for(self, name: str) -> dict[str, Any]:
         """``per_model[name]`` cast to the types of ``PER_MODEL_KEYS``."""

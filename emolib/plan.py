@@ -30,7 +30,7 @@ def profile_plan(profile: Profile, device: str) -> pd.DataFrame:
              for b in dict.fromkeys([profile.restoration.selected, *profile.restoration.eval_backends]) if b != "none"]
     for seed in profile.cnn.seeds:
         for name in profile.cnn.models:
-            epochs = profile.cnn.overrides_for(name).get("epochs", profile.cnn.epochs)
+            epochs = profile.cnn.epochs_of(name)
             rows.append(("cnn", f"train {name} (seed {seed}, {epochs} epochs), then predict", device,
                          f"Training; fer_private and {eval_name}"))
     rows.append(("hard", "probe for the hard subsets", "cpu", "fer_hard, emotion6_hard"))

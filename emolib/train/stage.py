@@ -184,7 +184,7 @@ def _train_job(profile: Profile, name: str, seed: int) -> None:
     """One worker's job: load the faces (decoded-array cache) and train ``name`` at ``seed``,
     all but its last ``cnn.alone_share`` of epochs (``train_all`` trains those with every thread)."""
     alone = profile.cnn.alone_epochs(name)
-    stop = settings_for(profile, name, seed).epochs - alone if alone else None
+    stop = profile.cnn.epochs_of(name) - alone if alone else None
     checkpoint = _file(catalog.cnn_model_store(profile, name, seed), "ckpt", name, seed, "pt")
     if stop is not None and checkpoint_epoch(checkpoint) >= stop:
         return  # a resumed run already past its worker epochs: nothing to train here
