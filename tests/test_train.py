@@ -491,6 +491,19 @@ def test_alone_share_of_epochs_finishes_after_the_workers_with_every_thread(tmp_
     assert vgg[1]["started_at"] >= eff[0]["started_at"] and len(eff) == 1
 
 
+def test_a_call_stopping_at_an_epoch_already_checkpointed_trains_and_records_nothing(tmp_path, monkeypatch):
+    monkeypatch.setenv(RESULTS_ENV_VAR, str(tmp_path))
+    profile = load_profile("smoke", **{"cnn.models": ["vgg19_bn"], "cnn.epochs": 2})
+    faces = load_faces(profile)
+    assert stage.train_cnn(profile, faces, "vgg19_bn", 0, progress=False, stop_after_epoch=1) is None
+    store = catalog.cnn_model_store(profile, "vgg19_bn", 0)
+    assert checkpoint_epoch(store.path("ckpt_vgg19_bn_s0.pt")) == 1 and not stage.is_trained(profile, "vgg19_bn", 0)
+    assert stage.train_cnn(profile, faces, "vgg19_bn", 0, progress=False, stop_after_epoch=1) is None
+    assert len(read_cost_records(store.dir / COST_FILE)) == 1  # the second call recorded no empty attempt
+    finished = stage.train_cnn(profile, faces, "vgg19_bn", 0, progress=False)
+    assert finished.result.resumed_from == 1 and len(finished.result.history) == 2
+
+
 @pytest.mark.slow
 def test_models_trained_in_parallel_workers_match_the_serial_run(tmp_path, monkeypatch):
     overrides = {"cnn.models": ["vgg19_bn", "efficientnet_b0"], "cnn.epochs": 1}

@@ -121,8 +121,10 @@ def train_cnn(profile: Profile, faces: ImageSet, name: str, seed: int,
         return TrainedModel(name, seed, model.to(memory_format=torch.channels_last), s,
                             TrainResult(**saved["result"]), WeightsStatus(**saved["weights"]),
                             count_parameters(model))
-    arrays = arrays or training_arrays(faces, profile, seed)
     checkpoint = _file(store, "ckpt", name, seed, "pt")
+    if stop_after_epoch is not None and checkpoint_epoch(checkpoint) >= stop_after_epoch:
+        return None  # a resumed run already past that epoch: nothing to train in this call
+    arrays = arrays or training_arrays(faces, profile, seed)
     recorder = CostRecorder(store.dir, STAGE, profile.cost.sample_interval_s)
     n_train = len(arrays["train_x"])
     with recorder.phase("train", model=name, items=0, device=s.device, seed=seed, bf16=s.bf16,
@@ -146,9 +148,9 @@ def train_all(profile: Profile, faces: ImageSet, progress: bool | None = None) -
     """Every model x seed of ``profile.cnn``, in config order. With ``cnn.parallel`` > 1 on a
     CPU, the models not yet trained train at once in that many worker processes (each with
     ``cnn.threads // cnn.parallel`` torch threads, in config order): on 2 cores, two 1-thread
-    runs do more work per second than one 2-thread run. A model's last ``cnn.alone_share`` of epochs then
-    finish here with all threads. Results equal the serial run's up to float rounding (a
-    different thread count sums in a different order)."""
+    runs do more work per second than one 2-thread run. A model's last ``cnn.alone_share`` of
+    its epochs then finish here with all threads. Results equal the serial run's up to float
+    rounding (a different thread count sums in a different order)."""
     jobs = [(name, seed) for seed in profile.cnn.seeds for name in profile.cnn.models]
     if profile.cnn.parallel > 1 and resolve_device(profile.device) == "cpu":
         train_in_workers(profile, [job for job in jobs if not is_trained(profile, *job)])
@@ -185,9 +187,6 @@ def _train_job(profile: Profile, name: str, seed: int) -> None:
     all but its last ``cnn.alone_share`` of epochs (``train_all`` trains those with every thread)."""
     alone = profile.cnn.alone_epochs(name)
     stop = profile.cnn.epochs_of(name) - alone if alone else None
-    checkpoint = _file(catalog.cnn_model_store(profile, name, seed), "ckpt", name, seed, "pt")
-    if stop is not None and checkpoint_epoch(checkpoint) >= stop:
-        return  # a resumed run already past its worker epochs: nothing to train here
     train_cnn(profile, load_faces(profile), name, seed, progress=False, stop_after_epoch=stop)
 
 
