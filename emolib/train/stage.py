@@ -206,7 +206,7 @@ def describe_model(profile: Profile, name: str) -> str:
     if name in cfg.stem_strides:
         parts.append(f"stem stride {cfg.stem_strides[name]}")
     sizes = f"{min(s.epoch_sizes)}-{cfg.input_size} px" if s.epoch_sizes else f"{cfg.input_size} px"
-    parts += [f"{sizes} {cfg.stem}", f"{s.epochs} epochs"]
+    parts += [f"{sizes} {cfg.stem}", f"{s.epochs} epoch{'' if s.epochs == 1 else 's'}"]
     return ", ".join(parts)
 
 
