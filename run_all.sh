@@ -43,7 +43,7 @@ preflight="$("$venv/bin/python" - "$profile" "$out" "${notebooks[@]}" <<'PY'
 import sys
 from pathlib import Path
 from emolib.config import ConfigError, load_profile
-from emolib.devices import DeviceError
+from emolib.machine import DeviceError
 from emolib.notebook_params import UnknownParameter, check_passed
 from emolib.runstate import status_lines
 try:

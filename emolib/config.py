@@ -16,8 +16,8 @@ from typing import Any, Literal
 
 import yaml
 
-from emolib.devices import check_device, resolve_device
 from emolib.labels import get_label_set, register_profile_label_sets
+from emolib.machine import AUTO, PRECISIONS, check_device, resolve_device
 from emolib.paths import project_root
 from emolib.schema import ConfigError, build_config, config_hash, deep_merge, expand_dotted, to_dict
 
@@ -209,17 +209,29 @@ class RestorationConfig:
     batch_size: int = 32
     gfpgan_weights_dir: str | None = None  # holds GFPGANv1.x.pth; null = torch hub checkpoints
     realesrgan_gpuid: int = -1  # -1: CPU; >= 0: Vulkan device
-    realesrgan_threads: int = 1  # ncnn instances run side by side
+    realesrgan_threads: int | Literal["auto"] = 1  # ncnn instances side by side; auto: one per core (CPU)
     unsharp_radius: float = 1.5  # lanczos-unsharp: Pillow UnsharpMask settings
     unsharp_percent: int = 120
     unsharp_threshold: int = 2
+
+    def __post_init__(self) -> None:
+        check_threads(self.realesrgan_threads, "restoration.realesrgan_threads")
 
 
 # training settings a CNN may override in ``cnn.per_model`` (the type each value is cast to)
 PER_MODEL_KEYS = {"epochs": int, "batch_size": int, "lr": float, "weight_decay": float,
                   "optimizer": str, "warmup_epochs": float, "label_smoothing": float,
                   "class_weights": bool, "erase_p": float, "augment": bool, "patience": int,
-                  "epoch_sizes": lambda sizes: tuple(int(v) for v in sizes)}
+                  "epoch_sizes": lambda sizes: tuple(int(v) for v in sizes), "precision": str}
+# keys a profile may still carry from an earlier release, and what replaced them
+RENAMED_KEYS = {("cnn", "bf16_models"): "cnn.precision (auto | fp32 | bf16; auto: bf16 only where the CPU computes "
+                                        "it natively) and cnn.per_model.<model>.precision"}
+
+
+def check_threads(value: int | str, where: str) -> None:
+    """ConfigError unless ``value`` is ``auto`` or a count of at least 1."""
+    if value != AUTO and value < 1:
+        raise ConfigError(f"{where}: {value!r} must be at least 1, or auto (sized from this machine's cores)")
 
 
 @dataclass(frozen=True)
@@ -247,12 +259,16 @@ class CNNConfig:
     erase_p: float = 0.5  # random-erasing probability per image
     patience: int = 5
     seeds: tuple[int, ...] = (0,)
-    bf16_models: tuple[str, ...] = ()  # models trained under CPU bf16 autocast (measure first)
+    # auto: bf16 autocast on a CPU that computes bf16 natively (AMX, AVX512-BF16), fp32 on other
+    # CPUs, mixed precision on CUDA (emolib.machine); per model: cnn.per_model.<model>.precision
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
     # per-model overrides of the training settings above, e.g. {"resnet50": {"epochs": 2}};
     # allowed keys: PER_MODEL_KEYS
     per_model: dict[str, dict[str, Any]] = field(default_factory=dict)
-    threads: int = 2  # torch CPU threads
-    parallel: int = 1  # CPU only: models trained at once, each in a process with threads // parallel threads
+    threads: int | Literal["auto"] = "auto"  # torch CPU threads; auto: the cores this process may use
+    # CPU only: models trained at once, each in a process with threads // parallel threads; auto:
+    # one per job up to one per thread (emolib.machine); on a GPU one process trains
+    parallel: int | Literal["auto"] = 1
     # with parallel > 1: the last share of a model's epochs (rounded; e.g. 0.6 of 10 = 6) train
     # after every worker has finished, in the main process with all `threads` (the core a finished
     # worker frees is not left idle). Which epochs run on how many threads follows from the config
@@ -278,6 +294,11 @@ class CNNConfig:
             if unknown:
                 raise ConfigError(f"cnn.per_model.{name}: unknown key(s) {unknown}; allowed: {sorted(PER_MODEL_KEYS)}")
             self._check_epoch_sizes(name)
+            if own.get("precision", AUTO) not in PRECISIONS:
+                raise ConfigError(f"cnn.per_model.{name}.precision: {own['precision']!r} is not one of "
+                                  f"{list(PRECISIONS)}")
+        check_threads(self.threads, "cnn.threads")
+        check_threads(self.parallel, "cnn.parallel")
         for name, share in self.alone_share.items():
             if name not in self.models or not 0.0 < share <= 1.0:
                 raise ConfigError(f"cnn.alone_share.{name}: {share!r} must be a share of the epochs (0 to 1] "
@@ -299,6 +320,11 @@ class CNNConfig:
     def epochs_of(self, name: str) -> int:
         """``name``'s epochs: its ``per_model`` override, else ``epochs``."""
         return self.overrides_for(name).get("epochs", self.epochs)
+
+    def precision_of(self, name: str) -> str:
+        """``name``'s precision as asked (auto | fp32 | bf16): its ``per_model`` override, else
+        ``precision``; ``emolib.machine.plan_machine`` decides what auto becomes here."""
+        return self.overrides_for(name).get("precision", self.precision)
 
     def alone_epochs(self, name: str) -> int:
         """How many of ``name``'s last epochs train after the workers (``alone_share``)."""
@@ -403,7 +429,8 @@ class VLMConfig:
     max_retries: int = 4  # retries after the first attempt on 429/5xx/timeouts
     retry_base_s: float = 1.0  # backoff: base * 2**attempt (or the server's Retry-After)
     json_mode: bool = True  # ask OpenAI-compatible servers for response_format json_object
-    torch_threads: int | None = None  # set torch's CPU threads for the stage; null = leave as is
+    # torch's CPU threads for the VLM stages; auto: the cores this process may use; null = leave as is
+    torch_threads: int | Literal["auto"] | None = None
     random_weights_ok: bool = False  # smoke only: random-weight stand-ins, flagged in every table
     random_image_size: int = 64  # input size of random-weight CLIP stand-ins
     random_context_length: int = 32  # text context of random-weight CLIP stand-ins
@@ -417,6 +444,8 @@ class VLMConfig:
     generative_prompts: dict[str, str] = field(default_factory=dict, metadata={"omit_default": True})
 
     def __post_init__(self) -> None:
+        if self.torch_threads is not None:
+            check_threads(self.torch_threads, "vlm.torch_threads")
         pairs = [(f.model, f.set) for f in self.recorded_files]
         twice = sorted({p for p in pairs if pairs.count(p) > 1})
         if twice:
@@ -468,11 +497,14 @@ class CostConfig:
     scaling_models: tuple[str, ...] | None = None  # "cnn:resnet50", "clip:ViT-B-32/openai"; null = all
     scaling_batch_size: int = 32
     scaling_repeats: int = 2  # rounds over all sizes; the fastest round per size is fitted
-    scaling_threads: int = 1  # torch threads while timing; 1 is robust on a shared, busy CPU
+    scaling_threads: int | Literal["auto"] = 1  # torch threads while timing; 1 is robust on a shared, busy CPU
     scaling_budget_s: float | None = 120.0  # per model; sizes shrink in proportion beyond it; null: no limit
     sample_interval_s: float = 0.05  # RSS sampling period inside a timed phase
     infer_phases: tuple[str, ...] = ("infer",)  # phase names that count as inference
     train_phases: tuple[str, ...] = ("train",)  # phase names that count as training
+
+    def __post_init__(self) -> None:
+        check_threads(self.scaling_threads, "cost.scaling_threads")
 
 
 @dataclass(frozen=True)
@@ -494,7 +526,7 @@ class Profile:
 
     name: str
     seed: int = 0
-    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps (emolib.devices)
+    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps (emolib.machine)
     # auto: a model's missing weights are downloaded on first use when online; offline: never
     # (fetch them ahead with `emolib fetch <profile>`); either way a model without them is "unavailable"
     weights: Literal["auto", "offline"] = "auto"
@@ -587,6 +619,9 @@ def load_profile(name_or_path: str | Path, check_machine: bool = True, overrides
         raise ConfigError(f"{path} must hold a mapping of settings, not {type(raw).__name__}")
     raw.setdefault("name", path.stem)
     merged = deep_merge(raw, expand_dotted(overrides))
+    for (section, key), now in RENAMED_KEYS.items():
+        if key in (merged.get(section) or {}):
+            raise ConfigError(f"{path}: {section}.{key} is no longer a setting; use {now}")
     # before the settings are built: data sets and recorded answers may name these label sets
     register_profile_label_sets(merged.get("label_sets", []), path.parent, str(path))
     profile = build_config(Profile, merged, where=str(path))

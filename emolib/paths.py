@@ -65,3 +65,18 @@ def stage_dir(profile: str, stage: str, config_hash: str, ensure: bool = True) -
     if ensure:
         path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+# torchvision's ImageNet weights of the study's CNNs (the enum whose DEFAULT is used)
+IMAGENET_WEIGHTS = {"vgg19": "VGG19_Weights", "vgg19_bn": "VGG19_BN_Weights", "resnet50": "ResNet50_Weights",
+                    "efficientnet_b0": "EfficientNet_B0_Weights"}
+
+
+def imagenet_weights_file(cnn: str) -> Path:
+    """Where torchvision keeps ``cnn``'s ImageNet weights (``$TORCH_HOME``'s ``hub/checkpoints``):
+    present or not, it decides which network the CNN stage trains (``catalog.cnn_model_key``)."""
+    import torch
+    from torchvision import models
+
+    url = getattr(models, IMAGENET_WEIGHTS[cnn]).DEFAULT.url
+    return Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]

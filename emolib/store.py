@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from emolib.config import Profile, config_hash, to_dict
+from emolib.machine import read_machine
 from emolib.paths import project_root, stage_dir
 
 REPORTED_PACKAGES = (
@@ -103,33 +104,18 @@ def package_versions(names: tuple[str, ...] = REPORTED_PACKAGES) -> dict[str, st
 
 
 def hardware_info() -> dict[str, Any]:
-    """CPU model, cores, memory and GPU (if any) of this machine."""
+    """What ``emolib.machine`` read of this machine (CPU, cores this process may use, native
+    bf16, GPUs), its memory and torch's current thread count."""
     import psutil
+    import torch
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    info = {
-        "platform": platform.platform(),
-        "cpu": cpu,
-        "cpu_cores_logical": os.cpu_count(),
-        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
-        "gpu": None,
-    }
-    try:
-        import torch
-
-        info["torch_threads"] = torch.get_num_threads()
-        if torch.cuda.is_available():
-            info["gpu"] = torch.cuda.get_device_name(0)
-    except ImportError:
-        pass
-    return info
+    machine = read_machine()
+    return {"platform": platform.platform(), "cpu": machine.cpu, "cpu_cores_logical": os.cpu_count(),
+            "cores_usable": machine.cores, "cpu_capability": machine.cpu_capability,
+            "native_bf16": machine.native_bf16, "bf16_source": machine.bf16_source,
+            "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+            "gpu": machine.cuda[0] if machine.cuda else None, "gpus": list(machine.cuda),
+            "torch_threads": torch.get_num_threads()}
 
 
 # ----------------------------------------------------------------------------- stage store

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -12,7 +13,7 @@ class FirstLabelServer:
     """/v1/models and /v1/chat/completions: answers the first label of the prompt's [..] list
     in JSON, or the free word "joyful" when the prompt lists none. Counts chat requests."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         self.requests = 0
         self.prompts: list[str] = []  # every prompt text asked, in order
         self.fail_first = 0  # the first n chat requests get HTTP 400 (not retried: an error row)
@@ -51,7 +52,7 @@ class FirstLabelServer:
                 self._send({"choices": [{"message": {"role": "assistant",
                                                      "content": json.dumps({"prediction": word})}}]})
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.httpd.timeout = 5
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
@@ -60,3 +61,10 @@ class FirstLabelServer:
     def close(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+def free_port() -> int:
+    """A port nothing listens on now (a server started on it later is 'an endpoint that came up')."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

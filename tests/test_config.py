@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from emolib.config import ConfigError, Profile, config_hash, load_profile
-from emolib.devices import DeviceError, check_device, resolve_device
+from emolib.machine import DeviceError, check_device, resolve_device
+from emolib.vlm.base import ModelSpec
 
 
 @pytest.mark.parametrize("name", ["smoke", "quick", "paper"])
@@ -153,10 +154,11 @@ def test_a_cuda_index_beyond_the_machines_gpus_fails():
 
 
 def test_plan_lists_every_model_once_in_notebook_order():
-    from emolib.plan import profile_plan
+    from emolib.machine import assume_gpu, plan_machine, read_machine
+    from emolib.plan import not_in_process, profile_plan
 
     profile = load_profile("paper", check_machine=False)
-    plan = profile_plan(profile, "cuda")
+    plan = profile_plan(profile, plan_machine(profile, assume_gpu(read_machine())))
     assert list(plan["step"]) == list(range(1, len(plan) + 1))
     assert list(plan["notebook"]) == sorted(plan["notebook"])  # notebook order
     trained = plan[plan["stage"] == "cnn"]
@@ -165,6 +167,12 @@ def test_plan_lists_every_model_once_in_notebook_order():
     assert len(vlm) == len(profile.vlm.clip_models) + len(profile.vlm.hf_models) + len(profile.vlm.openai_models) + len(
         profile.vlm.recorded)
     assert (vlm.loc[vlm["what"].str.startswith("load hf:"), "device"] == "cuda").all()
+    assert vlm.loc[vlm["what"].str.startswith("load hf:"), "gpu_memory"].str.match(r"~\d+-\d+ GB").all()
+    # Phi-3.5-Vision's own code does not run on the installed transformers: the plan says so, with the route
+    phi = vlm[vlm["what"].str.startswith("hf:microsoft/Phi-3.5-vision-instruct: not run here")]
+    assert len(phi) == 1 and "vllm serve microsoft/Phi-3.5-vision-instruct" in phi["what"].item()
+    assert not_in_process(profile, ModelSpec("hf", "llava-hf/llava-1.5-7b-hf")) == ""
+    assert plan.loc[plan["stage"] == "cnn", "how"].str.match(r"bf16, \d+ thread\(s\)$").all()  # no CPU workers
 
 
 def test_paper_vllm_example_serves_the_paper_models_through_vllm_endpoints():

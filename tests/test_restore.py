@@ -231,14 +231,14 @@ def test_later_stages_read_what_notebook_02_restored(smoke, faces):
     assert last["items"] == 0 and last["extra"]["cache_hits"] == len(subset)  # read from the cache
 
 
-def test_gfpgan_offline_without_weights_is_unavailable(tmp_path, monkeypatch):
-    monkeypatch.setattr(gfpgan_mod, "url_reachable", lambda url, timeout_s=5.0: False)
+def test_gfpgan_offline_without_weights_is_unavailable(tmp_path):
     profile = load_profile("smoke", **{"restoration.gfpgan_weights_dir": str(tmp_path / "w"),
                                        "restoration.backends": ["none", "bicubic", "gfpgan-v1.4"]})
     status = backend_status(profile).set_index("backend")
     assert status.loc["bicubic", "available"] and status.loc["none", "available"]
     assert not status.loc["gfpgan-v1.4", "available"]
     assert str(tmp_path / "w" / "GFPGANv1.4.pth") in status.loc["gfpgan-v1.4", "reason"]
+    assert "(weights: offline); fetch it with `emolib fetch <profile>`" in status.loc["gfpgan-v1.4", "reason"]
     with pytest.raises(RestorerUnavailable, match="GFPGANv1.4.pth"):
         make_restorer("gfpgan-v1.4", profile)
     with pytest.raises(ValueError, match="unknown restoration backend"):

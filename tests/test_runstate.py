@@ -61,3 +61,27 @@ def test_a_notebook_is_up_to_date_only_with_its_executed_copy_html_and_record(da
     assert not runstate.is_up_to_date(out, NOTEBOOK.name, second[0])
     runstate.forget(out, NOTEBOOK.name)
     assert not runstate.is_up_to_date(out, NOTEBOOK.name, first[0])
+
+
+def test_weights_that_arrive_and_the_machines_decisions_are_part_of_the_fingerprint(data_dir, tmp_path,
+                                                                                    monkeypatch):
+    from emolib.machine import NATIVE_BF16_ENV_VAR, _read_machine
+
+    weights = tmp_path / "gfpgan"
+    profile = tmp_path / "gfp.yaml"
+    profile.write_text((ROOT / "configs" / "smoke.yaml").read_text().replace(
+        "  batch_size: 32\ncnn:", f"  batch_size: 32\n  gfpgan_weights_dir: {weights}\ncnn:"))
+    before = runstate.fingerprint(NOTEBOOK, str(profile))
+    assert runstate.weights_here(runstate.load_profile(str(profile)))["gfpgan:gfpgan-v1.4"] is False
+    weights.mkdir()
+    (weights / "GFPGANv1.4.pth").write_bytes(b"weights")  # what `emolib fetch` leaves
+    arrived = runstate.fingerprint(NOTEBOOK, str(profile))
+    assert arrived != before
+    monkeypatch.setenv(NATIVE_BF16_ENV_VAR, "0" if runstate.plan_machine(runstate.load_profile(str(profile))).precision[
+        "vgg19_bn"] == "bf16" else "1")  # the other kind of CPU decides another precision
+    _read_machine.cache_clear()
+    try:
+        assert runstate.fingerprint(NOTEBOOK, str(profile)) != arrived
+    finally:
+        monkeypatch.delenv(NATIVE_BF16_ENV_VAR)
+        _read_machine.cache_clear()

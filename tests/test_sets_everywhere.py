@@ -27,6 +27,7 @@ from emolib.data import load_set, load_sets, make_synthetic_faces
 from emolib.data.stage import define_subsets, run_audit
 from emolib.human_eval import sampling
 from emolib.labels import LABEL_SETS, get_label_set
+from emolib.machine import plan_machine
 from emolib.plan import profile_plan
 from emolib.predictions import make_predictions, validate_predictions
 from emolib.prompts.sweep import profile_variants, run_prompt_sweep
@@ -230,7 +231,7 @@ def test_the_sweep_asks_every_evoked_set_and_rows_the_missing_one(user_files, tm
 @pytest.mark.data
 def test_the_plan_names_the_set_and_the_recorded_file(user_files, tmp_path):
     profile = load_profile(write_profile(user_files, tmp_path), **{"vlm.openai_models": ["first-label"]})
-    plan = profile_plan(profile, "cpu")
+    plan = profile_plan(profile, plan_machine(profile))
     assert plan.loc[plan["stage"] == "data", "on"].item() == "fer2013, emotion6, moods, gone"
     scored = plan[(plan["stage"] == "vlm") & plan["what"].str.startswith("load ")]
     assert len(scored) and scored["on"].str.endswith("emotion6_eval_24, moods_eval_all, gone_eval_all").all()

@@ -154,7 +154,8 @@ def test_imagenet_weights_fall_back_with_a_reason():
     status = load_imagenet_weights(build_model("efficientnet_b0", 7, 3, width=1.0), "efficientnet_b0")
     assert status.used in {"imagenet", "scratch"} and status.reason
     if status.used == "scratch":
-        assert "unavailable" in status.reason
+        assert "ImageNet weights efficientnet_b0/IMAGENET1K_V1 are not here" in status.reason
+        assert status.reason.endswith("fetch it with `emolib fetch <profile>`")
 
 
 # ----------------------------------------------------------------------------- augmentation

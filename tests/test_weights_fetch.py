@@ -263,7 +263,7 @@ def test_fetch_command_downloads_through_a_cut_and_the_backend_predicts(hf_home,
     assert len(frame) == 7 and set(frame["parse_status"]) <= {"json", "text_match", "embedding_match", "unparseable"}
     assert len(files_asked()) == requests  # loaded from the cache: no file asked for
     assert main(["fetch", str(profile)]) == 0
-    assert capsys.readouterr().out.strip().endswith("all weights are here")
+    assert capsys.readouterr().out.strip().endswith("all weights to fetch are here")
 
 
 def test_backend_fetches_on_first_use_and_offline_names_the_command(hf_home, hub) -> None:

@@ -29,8 +29,8 @@ from emolib import catalog
 from emolib.config import Profile
 from emolib.cost.counting import build_study_cnn
 from emolib.data import make_synthetic_faces
-from emolib.devices import resolve_device
 from emolib.labels import get_label_set
+from emolib.machine import plan_machine, resolve_device
 from emolib.quiet import progress_bar
 from emolib.recorder import CostRecorder
 from emolib.store import StageStore, write_parquet
@@ -259,8 +259,8 @@ def measure_profile_scaling(profile: Profile, targets: pd.DataFrame | None = Non
         path = store.path(f"scaling_{_safe(target)}.parquet")
         if not path.is_file():
             run = _runner(profile, target, store)
-            threads = torch.get_num_threads()
-            torch.set_num_threads(profile.cost.scaling_threads)
+            threads, timed_threads = torch.get_num_threads(), plan_machine(profile).cost_threads
+            torch.set_num_threads(timed_threads)
             try:
                 frame = measure_scaling(target, run, profile.cost.scaling_sizes, recorder,
                                         warmup=profile.cost.scaling_batch_size,
@@ -268,7 +268,7 @@ def measure_profile_scaling(profile: Profile, targets: pd.DataFrame | None = Non
                                         budget_s=profile.cost.scaling_budget_s)
             finally:
                 torch.set_num_threads(threads)
-            write_parquet(path, frame.assign(family=family, threads=profile.cost.scaling_threads))
+            write_parquet(path, frame.assign(family=family, threads=timed_threads))
         frames.append(pd.read_parquet(path))
     store.write_meta(targets=targets.to_dict("records"))
     columns = ["model", "repeat", "n_images", "wall_s", "cpu_s", "load_1min", "requested_sizes",

@@ -42,14 +42,14 @@ import pandas as pd
 from emolib import catalog
 from emolib.config import DataSetConfig, Profile
 from emolib.data import DataError, ImageSet, load_set, stratified_indices
-from emolib.devices import free_memory, resolve_device
 from emolib.labels import LabelSet, get_label_set
+from emolib.machine import free_memory, plan_machine, resolve_device
 from emolib.predictions import read_predictions, write_predictions
 from emolib.prompts.analysis import variant_orders  # noqa: F401  (re-exported for notebooks)
 from emolib.prompts.variants import PromptVariant, choose_order_labels, make_variants, variants_table
 from emolib.recorder import CostRecorder
 from emolib.store import StageStore, write_json, write_text
-from emolib.vlm.base import ModelSpec, model_status
+from emolib.vlm.base import AVAILABLE, ModelSpec, model_status
 from emolib.vlm.cache import ResponseCache, cache_path
 from emolib.vlm.parse import parse_answer
 from emolib.vlm.recorded_files import recorded_file_subset
@@ -243,69 +243,123 @@ def _sweep_model(backend, profile: Profile, sets: dict[str, ImageSet],
 def run_prompt_sweep(profile: Profile, force: bool = False, keep_backends: bool = False) -> SweepResult:
     """Run (or read back) the prompt sweep of ``profile``; see the module docstring.
     ``keep_backends``: keep each loaded backend in ``SweepResult.backends`` (tests count
-    their calls); otherwise each model is freed after its sweep."""
+    their calls); otherwise each model is freed after its sweep. A stored sweep whose models
+    were unavailable tries each of them again: one that loads now is swept alone and joined
+    to the stored rows (``sweep_arrived``)."""
     store = catalog.prompts_store(profile)
     # a sweep stored before sets.csv existed is run again (its answers come from the cache)
     if store.is_complete() and store.path("sets.csv").is_file() and not force:
-        return SweepResult(store, read_predictions(store.path(catalog.PREDICTIONS_FILE)),
-                           pd.read_csv(store.path("variants.csv"), keep_default_na=False),
-                           pd.read_csv(store.path("status.csv"), keep_default_na=False),
-                           json.loads(store.path("notes.json").read_text()),
-                           not_run=pd.read_csv(store.path("not_run.csv"), keep_default_na=False),
-                           sets=pd.read_csv(store.path("sets.csv"), keep_default_na=False))
-    if profile.vlm.torch_threads:
+        return sweep_arrived(profile, read_sweep(store), keep_backends)
+    swept = _sweep_specs(profile, store, generative_specs(profile), keep_backends)
+    set_table = swept["set_table"]
+    notes = []
+    if set_table is None:
+        notes.append(NO_GENERATIVE)
+        set_table = pd.DataFrame([set_row(spec, NOT_RUN, NO_GENERATIVE) for spec in profile.prompt_sets()],
+                                 columns=SET_COLUMNS)
+    notes += [f"data set {r.set} not swept: {r.reason}" for r in set_table.itertuples()
+              if r.status == NOT_RUN and r.reason.startswith("data set unavailable")]
+    predictions = pd.concat(swept["frames"], ignore_index=True) if swept["frames"] else read_predictions([])
+    result = write_sweep(profile, store, predictions, pd.DataFrame(swept["rows"], columns=STATUS_COLUMNS),
+                         pd.DataFrame(swept["not_run"], columns=NOT_RUN_COLUMNS), set_table, notes)
+    result.backends = swept["backends"]
+    return result
+
+
+NO_GENERATIVE = "no generative VLM is available on this machine"
+STATUS_COLUMNS = ["backend", "model", "status", "reason", "note"]
+
+
+def read_sweep(store: StageStore) -> SweepResult:
+    """The sweep as stored in ``store``."""
+    return SweepResult(store, read_predictions(store.path(catalog.PREDICTIONS_FILE)),
+                       pd.read_csv(store.path("variants.csv"), keep_default_na=False),
+                       pd.read_csv(store.path("status.csv"), keep_default_na=False),
+                       json.loads(store.path("notes.json").read_text()),
+                       not_run=pd.read_csv(store.path("not_run.csv"), keep_default_na=False),
+                       sets=pd.read_csv(store.path("sets.csv"), keep_default_na=False))
+
+
+def _sweep_specs(profile: Profile, store: StageStore, specs: list[ModelSpec], keep_backends: bool) -> dict:
+    """Load each of ``specs`` in turn and sweep the ones that load: status rows, frames, not-run
+    rows, the sweep sets and their table (None when no model loaded), the backends."""
+    threads = plan_machine(profile).vlm_threads
+    if threads:
         import torch
 
-        torch.set_num_threads(profile.vlm.torch_threads)
+        torch.set_num_threads(threads)  # vlm.torch_threads as decided for this machine
     recorder = CostRecorder(store.dir, STAGE, profile.cost.sample_interval_s)
-    rows, backends, notes, frames, sets, not_run, set_table = [], {}, [], [], {}, [], None
+    out = {"rows": [], "frames": [], "not_run": [], "set_table": None, "backends": {}}
+    sets: dict[str, ImageSet] = {}
     cache = ResponseCache(cache_path(profile.name))
-    for spec in generative_specs(profile):  # one model in memory at a time
+    for spec in specs:  # one model in memory at a time
         loaded: dict = {}
         with recorder.phase("preprocess", model=str(spec), step="load model"):
-            rows.append(model_status(spec, profile.vlm, resolve_device(profile.device), loaded,
-                                     weights=profile.weights))
+            out["rows"].append(model_status(spec, profile.vlm, resolve_device(profile.device), loaded,
+                                            weights=profile.weights))
         if not loaded:
             continue
-        if set_table is None:
+        if out["set_table"] is None:
             with recorder.phase("preprocess", step="load sweep sets") as handle:
-                sets, set_table = sweep_sets(profile)
+                sets, out["set_table"] = sweep_sets(profile)
                 handle.items = sum(len(s) for s in sets.values())
         backend = loaded.pop(str(spec))
         backend.cache = cache
         model_frames, model_not_run = _sweep_model(backend, profile, sets, recorder)
-        frames, not_run = frames + model_frames, not_run + model_not_run
-        backends[str(spec)] = backend.spec if not keep_backends else backend
+        out["frames"] += model_frames
+        out["not_run"] += model_not_run
+        out["backends"][str(spec)] = backend.spec if not keep_backends else backend
         del backend
         free_memory()
     cache.close()
     for key, image_set in sets.items():
         for named in (image_set, order_set(profile, key, image_set)):
             catalog.write_stage_subset(store, named.subset_name, named.name, named.ids)
-    if set_table is None:
-        notes.append("no generative VLM is available on this machine: the sweep has no predictions")
-        set_table = pd.DataFrame([set_row(spec, NOT_RUN, "no generative VLM is available on this machine")
-                                  for spec in profile.prompt_sets()], columns=SET_COLUMNS)
-    notes += [f"data set {r.set} not swept: {r.reason}" for r in set_table.itertuples()
-              if r.status == NOT_RUN and r.reason.startswith("data set unavailable")]
-    status = pd.DataFrame(rows, columns=["backend", "model", "status", "reason", "note"])
+    return out
+
+
+def sweep_arrived(profile: Profile, stored: SweepResult, keep_backends: bool = False) -> SweepResult:
+    """``stored`` with every generative model that was unavailable tried again: one that
+    loads now is swept alone and its rows joined to the stored ones (nothing else is asked
+    again); ``stored`` itself when none arrived."""
+    waiting = stored.status[stored.status["status"] != AVAILABLE]
+    if waiting.empty:
+        return stored
+    specs = [ModelSpec(r.backend, r.model) for r in waiting.itertuples()]
+    swept = _sweep_specs(profile, stored.store, specs, keep_backends)
+    if not swept["frames"] and swept["set_table"] is None:
+        return stored
+    rows = {(r["backend"], r["model"]): r for r in swept["rows"]}
+    status = pd.DataFrame([rows.get((r.backend, r.model), r._asdict()) for r in stored.status.itertuples(index=False)],
+                          columns=STATUS_COLUMNS)
+    arrived = [f"{b}:{m}" for (b, m), r in rows.items() if r["status"] == AVAILABLE]
+    set_table = swept["set_table"] if swept["set_table"] is not None else stored.sets
+    notes = [n for n in stored.notes if n != NO_GENERATIVE] + [
+        f"model(s) that became available since the last run, swept alone: {', '.join(arrived)}"]
+    predictions = pd.concat([stored.predictions, *swept["frames"]], ignore_index=True)
+    not_run = pd.concat([stored.not_run, pd.DataFrame(swept["not_run"], columns=NOT_RUN_COLUMNS)], ignore_index=True)
+    result = write_sweep(profile, stored.store, predictions, status, not_run, set_table, notes)
+    result.backends = swept["backends"]
+    return result
+
+
+def write_sweep(profile: Profile, store: StageStore, predictions: pd.DataFrame, status: pd.DataFrame,
+                not_run: pd.DataFrame, set_table: pd.DataFrame, notes: list[str]) -> SweepResult:
+    """Write the sweep's files and meta (``partial`` while error rows remain)."""
     variants = variants_frame(profile, set_table)
-    predictions = pd.concat(frames, ignore_index=True) if frames else read_predictions([])
+    n_errors = int((predictions["parse_status"] == "error").sum())
+    if n_errors:  # failed calls are not cached: leave the stage open so the next run retries them
+        notes = [*notes, f"{n_errors} calls failed (parse_status 'error', counted as wrong); "
+                 "the stage stays incomplete and the next run retries them"]
     write_predictions(store.path(catalog.PREDICTIONS_FILE), predictions)
     write_text(store.path("variants.csv"), variants.to_csv(index=False))
     write_text(store.path("status.csv"), status.to_csv(index=False))
-    not_run = pd.DataFrame(not_run, columns=NOT_RUN_COLUMNS)
     write_text(store.path("not_run.csv"), not_run.to_csv(index=False))
     write_text(store.path("sets.csv"), set_table.to_csv(index=False))
     write_json(store.path("notes.json"), notes)
-    n_errors = int((predictions["parse_status"] == "error").sum())
-    if n_errors:  # failed calls are not cached: leave the stage open so the next run retries them
-        notes.append(f"{n_errors} calls failed (parse_status 'error', counted as wrong); "
-                     "the stage stays incomplete and the next run retries them")
-        write_json(store.path("notes.json"), notes)
     store.write_meta(status="partial" if n_errors else "complete", n_predictions=len(predictions),
                      n_models=len(status), n_errors=n_errors)
-    return SweepResult(store, read_predictions(store.path(catalog.PREDICTIONS_FILE)), variants, status, notes, backends,
+    return SweepResult(store, read_predictions(store.path(catalog.PREDICTIONS_FILE)), variants, status, notes, {},
                        not_run, set_table)
 
 

@@ -12,15 +12,14 @@ is the checkpoint's stored noise (``randomize_noise=False``) so a face restores 
 pixels in any batch; GFPGANer samples fresh noise per call (a small stochastic texture).
 
 Weights: ``GFPGANv1.3.pth`` / ``GFPGANv1.4.pth`` from the official release, looked up in
-``restoration.gfpgan_weights_dir`` (default: torch hub's ``checkpoints`` folder) and
-downloaded there on first use when online.
+``restoration.gfpgan_weights_dir`` (default: torch hub's ``checkpoints`` folder) and fetched
+there on first use through emolib's downloader (``emolib.vlm.weights``) unless the profile says
+``weights: offline``.
 """
 
 from __future__ import annotations
 
 import hashlib
-import urllib.error
-import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -55,29 +54,18 @@ def weights_url(backend: str) -> str:
     return f"{RELEASE}/{WEIGHT_FILES[backend]}"
 
 
-def url_reachable(url: str, timeout_s: float = 5.0) -> bool:
-    """True when a HEAD request to ``url`` succeeds (offline machines fail fast)."""
-    try:
-        with urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=timeout_s):
-            return True
-    except (urllib.error.URLError, OSError, ValueError):
-        return False
-
-
-def gfpgan_status(backend: str, weights_dir: str | Path | None) -> tuple[bool, str]:
-    """(available, reason): the package imports and the weights are here or downloadable."""
+def gfpgan_status(backend: str, weights_dir: str | Path | None, mode: str = "auto") -> tuple[bool, str]:
+    """(available, reason): the package imports and the weights are here, or were fetched now
+    through emolib's downloader (``mode`` auto, online; ``emolib.vlm.weights.ensure_weight``)."""
     try:
         import_gfpgan()
     except ImportError as err:
         return False, str(err)
-    path = weights_path(backend, weights_dir)
-    if path.is_file():
-        return True, f"weights at {path}"
-    url = weights_url(backend)
-    if url_reachable(url):
-        return True, f"weights will be downloaded on first use from {url} to {path}"
-    return False, (f"no weights at {path} and {url} is unreachable (offline): download that "
-                   f"file and put it at {path}, or set restoration.gfpgan_weights_dir")
+    try:
+        path = ensure_weights(backend, weights_dir, mode)
+    except RestorerUnavailable as err:
+        return False, str(err)
+    return True, f"weights at {path}"
 
 
 def build_gfpgan_net(channel_multiplier: int = 2) -> Any:
@@ -92,20 +80,18 @@ def build_gfpgan_net(channel_multiplier: int = 2) -> Any:
     return net.eval()
 
 
-def ensure_weights(backend: str, weights_dir: str | Path | None) -> Path:
-    """Path of the backend's .pth, downloaded first when missing and online;
-    RestorerUnavailable (naming where to put the file) when it cannot be had."""
-    import torch
+def ensure_weights(backend: str, weights_dir: str | Path | None, mode: str = "auto") -> Path:
+    """Path of the backend's .pth, fetched first when missing (``mode`` auto: resumable,
+    verified, from ``EMOLIB_WEIGHTS_MIRROR`` when set; offline: never); RestorerUnavailable
+    with the reason and the fetch command when it cannot be had."""
+    from emolib.vlm.base import ModelUnavailable
+    from emolib.vlm.weights import ensure_weight, gfpgan_weight
 
-    path = weights_path(backend, weights_dir)
-    if path.is_file():
-        return path
-    ok, reason = gfpgan_status(backend, weights_dir)
-    if not ok:
-        raise RestorerUnavailable(f"{backend}: {reason}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.hub.download_url_to_file(weights_url(backend), str(path), progress=True)
-    return path
+    try:
+        return ensure_weight(gfpgan_weight(backend, weights_dir), f"no {backend} weights at "
+                             f"{weights_path(backend, weights_dir)}", mode)[0]
+    except ModelUnavailable as err:
+        raise RestorerUnavailable(str(err)) from None
 
 
 def file_sha1(path: Path, chunk: int = 2**20) -> str:
@@ -135,20 +121,20 @@ class GFPGANRestorer(Restorer):
     loaded on the first batch."""
 
     def __init__(self, backend: str, output_size: int, weights_dir: str | Path | None = None,
-                 device: str = "cpu", net: Any = None, weights_id: str | None = None) -> None:
+                 device: str = "cpu", net: Any = None, weights_id: str | None = None, mode: str = "auto") -> None:
         if backend not in WEIGHT_FILES:
             raise ValueError(f"unknown GFPGAN backend {backend!r}; known: {sorted(WEIGHT_FILES)}")
         if net is not None and weights_id is None:
             raise ValueError("a given `net` needs a `weights_id` for the cache key")
         self.backend, self.output_size = backend, output_size
         self.weights_dir, self.device, self._net = weights_dir, device, net
-        self._weights_id = weights_id
+        self._weights_id, self.mode = weights_id, mode
 
     @property
     def weights_id(self) -> str:
         """``GFPGANv1.4.pth:<sha1[:12]>`` of the weights file (or the id given with ``net``)."""
         if self._weights_id is None:
-            path = ensure_weights(self.backend, self.weights_dir)
+            path = ensure_weights(self.backend, self.weights_dir, self.mode)
             self._weights_id = f"{path.name}:{file_sha1(path)[:12]}"
         return self._weights_id
 
@@ -159,7 +145,7 @@ class GFPGANRestorer(Restorer):
     @property
     def net(self) -> Any:
         if self._net is None:
-            path = ensure_weights(self.backend, self.weights_dir)
+            path = ensure_weights(self.backend, self.weights_dir, self.mode)
             self._net = load_gfpgan_net(path, self.device)
         return self._net
 

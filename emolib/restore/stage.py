@@ -20,7 +20,7 @@ import pandas as pd
 from emolib import catalog
 from emolib.config import Profile, config_hash
 from emolib.data import ImageSet, image_hash
-from emolib.devices import resolve_device
+from emolib.machine import plan_machine, resolve_device
 from emolib.quiet import progress_bar
 from emolib.recorder import COST_FILE, CostRecorder, read_cost_records
 from emolib.restore.base import Restorer, RestorerUnavailable
@@ -54,13 +54,13 @@ def _make_classical(backend: str, profile: Profile) -> Restorer:
 def _make_realesrgan(backend: str, profile: Profile) -> Restorer:
     cfg = profile.restoration
     return RealESRGANRestorer(backend, cfg.output_size, gpuid=cfg.realesrgan_gpuid,
-                              threads=cfg.realesrgan_threads)
+                              threads=plan_machine(profile).restoration_threads)
 
 
 def _make_gfpgan(backend: str, profile: Profile) -> Restorer:
     cfg = profile.restoration
     return GFPGANRestorer(backend, cfg.output_size, cfg.gfpgan_weights_dir,
-                          device=resolve_device(profile.device))
+                          device=resolve_device(profile.device), mode=profile.weights)
 
 
 FACTORIES: dict[str, Callable[[str, Profile], Restorer]] = {
@@ -77,7 +77,7 @@ def backend_available(backend: str, profile: Profile) -> tuple[bool, str]:
         return True, "Pillow resampling"
     if family == "realesrgan":
         return realesrgan_status(backend)
-    return gfpgan_status(backend, profile.restoration.gfpgan_weights_dir)
+    return gfpgan_status(backend, profile.restoration.gfpgan_weights_dir, profile.weights)
 
 
 def profile_backends(profile: Profile) -> list[str]:

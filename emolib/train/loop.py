@@ -1,6 +1,7 @@
 """The training loop: in-memory uint8 batches, AdamW/SGD with warm-up + cosine, label
-smoothing, optional class weights, early stopping on a validation split, bf16 autocast where
-it pays, an atomic checkpoint after every epoch and an exact resume.
+smoothing, optional class weights, early stopping on a validation split, the precision
+``emolib.machine`` decided (fp32; bf16 autocast; fp16 autocast with a gradient scaler on a GPU
+without bf16), an atomic checkpoint after every epoch and an exact resume.
 
 Every random draw of epoch ``e`` (shuffle, augmentation, dropout) comes from the seed
 ``seed * 10_007 + e``, so a run resumed from the checkpoint of epoch ``e - 1`` continues
@@ -45,7 +46,7 @@ class TrainSettings:
     class_weights: bool = False
     patience: int = 5
     seed: int = 0
-    bf16: bool = False
+    precision: str = "fp32"  # fp32 | bf16 | fp16: as emolib.machine.plan_machine decided
     input_size: int = 48
     epoch_sizes: tuple[int, ...] = ()  # progressive resizing: input size of each epoch
     in_channels: int = 1
@@ -95,11 +96,11 @@ def make_optimizer(model: nn.Module, s: TrainSettings) -> torch.optim.Optimizer:
 
 
 def autocast_for(s: TrainSettings) -> torch.autocast:
-    """bf16 autocast on CPU when ``s.bf16``; on CUDA always mixed precision (bf16 if supported)."""
-    if s.device.startswith("cuda"):
-        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.autocast("cuda", dtype=dtype)
-    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=s.bf16)
+    """Autocast to ``s.precision`` on ``s.device`` (disabled for fp32)."""
+    device_type = s.device.partition(":")[0]
+    if s.precision == "fp32":
+        return torch.autocast(device_type, enabled=False)
+    return torch.autocast(device_type, dtype=torch.bfloat16 if s.precision == "bf16" else torch.float16)
 
 
 def size_of_epoch(s: TrainSettings, epoch: int) -> int:
@@ -126,7 +127,8 @@ def run_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tenso
     model.train()
     loss_sum, correct, seen = 0.0, 0, 0
     bar = progress_bar(range(steps_per_epoch), progress, desc=f"epoch {epoch + 1}/{s.epochs}",
-               leave=False)
+                       leave=False)
+    scaler = torch.amp.GradScaler(s.device.partition(":")[0], enabled=s.precision == "fp16")  # fp16 gradients underflow
     for step in bar:
         idx = order[step * s.batch_size:(step + 1) * s.batch_size]
         inputs = (augment_batch(x[idx], size, s.in_channels, gen, s.erase_p) if s.augment
@@ -139,8 +141,9 @@ def run_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tenso
         loss = F.cross_entropy(logits.float(), target, weight=loss_weights,
                                label_smoothing=s.label_smoothing)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
         loss_sum += loss.item() * len(idx)
         correct += (logits.argmax(1) == target).sum().item()
         seen += len(idx)

@@ -5,7 +5,8 @@
 ``cfg.input_size`` pixels and whose head has ``n_classes`` outputs. ``stem_stride`` sets how
 much the stem shrinks the image (torchvision's own stems: ResNet 4, EfficientNet 2, VGG 1);
 ``width`` scales the channels of every model (1.0 = the published network).
-``load_imagenet_weights`` tries torchvision's weight enums and says why when it cannot.
+``load_imagenet_weights`` loads torchvision's ImageNet weights (fetched through emolib's
+downloader) and says why when it cannot.
 """
 
 from __future__ import annotations
@@ -17,13 +18,10 @@ from torchvision import models as tvm
 from torchvision.models import efficientnet as tv_eff
 from torchvision.models import vgg as tv_vgg
 
+from emolib.paths import IMAGENET_WEIGHTS
+
 MODEL_NAMES = ("vgg19", "vgg19_bn", "resnet50", "efficientnet_b0")
-WEIGHT_ENUMS = {
-    "vgg19": "VGG19_Weights",
-    "vgg19_bn": "VGG19_BN_Weights",
-    "resnet50": "ResNet50_Weights",
-    "efficientnet_b0": "EfficientNet_B0_Weights",
-}
+WEIGHT_ENUMS = IMAGENET_WEIGHTS
 
 
 @dataclass(frozen=True)
@@ -145,20 +143,27 @@ def build_model(name: str, n_classes: int, in_channels: int = 1, width: float = 
                                  0.2 if stochastic_depth is None else stochastic_depth)
 
 
-def load_imagenet_weights(model: nn.Module, name: str) -> WeightsStatus:
+def load_imagenet_weights(model: nn.Module, name: str, mode: str = "auto") -> WeightsStatus:
     """Copy torchvision ImageNet weights into ``model`` wherever the shapes match (the stem
-    and head adapted to faces keep their random init). Offline or without a cached file this
-    returns ``used="scratch"`` with the reason; it never raises for a missing download."""
-    enum = getattr(tvm, WEIGHT_ENUMS[name]).DEFAULT
+    and head adapted to faces keep their random init). The file comes through emolib's
+    downloader (``emolib.vlm.weights.ensure_weight``: resumable, verified, from
+    ``EMOLIB_WEIGHTS_MIRROR`` when set; ``mode`` offline never downloads); when it cannot be
+    had this returns ``used="scratch"`` with the reason and the fetch command."""
+    import torch
+
+    from emolib.vlm.base import ModelUnavailable
+    from emolib.vlm.weights import ensure_weight, torchvision_weight
+
+    weight = torchvision_weight(name)
     try:
-        state = enum.get_state_dict(progress=False, check_hash=True)
-    except Exception as err:  # urllib/OSError/RuntimeError, depending on where it failed
-        reason = f"ImageNet weights {enum} unavailable ({type(err).__name__}: {str(err)[:120]})"
-        return WeightsStatus(name, "imagenet", "scratch", reason)
+        path = ensure_weight(weight, f"ImageNet weights {weight.name} are not here", mode)[0]
+    except ModelUnavailable as err:
+        return WeightsStatus(name, "imagenet", "scratch", str(err))
+    state = torch.load(path, map_location="cpu", weights_only=True)
     own = model.state_dict()
     matched = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
     model.load_state_dict(matched, strict=False)
-    return WeightsStatus(name, "imagenet", "imagenet", f"{len(matched)}/{len(own)} tensors from {enum}")
+    return WeightsStatus(name, "imagenet", "imagenet", f"{len(matched)}/{len(own)} tensors from {weight.name}")
 
 
 def count_parameters(model: nn.Module) -> int:

