@@ -224,7 +224,7 @@ def run_plan(target: str, device: str | None, probe: bool = True) -> int:
     estimate of the CNN training time from a probe of a few training steps per model. A GPU
     device the machine lacks is planned for as an assumed GPU: only running needs it."""
     from emolib.machine import DeviceError, assume_gpu, describe_machine, plan_machine, read_machine
-    from emolib.plan import profile_plan
+    from emolib.plan import plan_notes, profile_plan
 
     overrides = {"device": device} if device else {}
     profile = load_profile(target, check_machine=False, **overrides)
@@ -240,6 +240,7 @@ def run_plan(target: str, device: str | None, probe: bool = True) -> int:
     print(f"machine: {describe_machine(machine)}\n")
     print(tabulate(pd.DataFrame(plan.records()), headers="keys", showindex=False), end="\n\n")
     print(tabulate(profile_plan(profile, plan), headers="keys", showindex=False))
+    print("".join(f"\n{line}" for line in plan_notes(profile)))
     if probe and profile.cnn.models:
         print("\n" + "\n".join(training_estimate_lines(profile, plan)))
     return 0

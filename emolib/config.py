@@ -209,7 +209,7 @@ class RestorationConfig:
     batch_size: int = 32
     gfpgan_weights_dir: str | None = None  # holds GFPGANv1.x.pth; null = torch hub checkpoints
     realesrgan_gpuid: int = -1  # -1: CPU; >= 0: Vulkan device
-    realesrgan_threads: int | Literal["auto"] = 1  # ncnn instances side by side; auto: one per core (CPU)
+    realesrgan_threads: int | Literal["auto"] = 1  # ncnn instances side by side (auto: emolib.machine decides)
     unsharp_radius: float = 1.5  # lanczos-unsharp: Pillow UnsharpMask settings
     unsharp_percent: int = 120
     unsharp_threshold: int = 2

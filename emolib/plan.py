@@ -14,7 +14,7 @@ import pandas as pd
 from emolib import catalog
 from emolib.config import Profile
 from emolib.machine import MachinePlan
-from emolib.prompts.sweep import order_name, sample_name
+from emolib.prompts.sets import order_name, sample_name
 from emolib.vlm.base import model_specs
 from emolib.vlm.recorded_files import recorded_file_subset
 from emolib.vlm.weights import hf_weight, in_process_problem
@@ -61,8 +61,9 @@ def profile_plan(profile: Profile, plan: MachinePlan) -> pd.DataFrame:
         if spec.backend == "recorded":
             rows.append(("vlm", f"replay {spec}'s recorded answers", "none", "", "the images its recording covers", ""))
             continue
-        if why := not_in_process(profile, spec):
-            rows.append(("vlm", f"{spec}: not run here: {why}", "none", "", "", ""))
+        if not_in_process(profile, spec):
+            rows.append(("vlm", f"{spec}: not run in this process (why and the route: `plan_notes`)", "none", "", "",
+                         ""))
             continue
         where = "api" if spec.backend == "openai" else device
         rows.append(("vlm", f"load {spec}, predict, free", where, _vlm_how(plan, where),
@@ -82,6 +83,12 @@ def profile_plan(profile: Profile, plan: MachinePlan) -> pd.DataFrame:
     table = pd.DataFrame([{"step": i + 1, "notebook": catalog.NOTEBOOKS[row[0]], **dict(zip(names, row, strict=True))}
                           for i, row in enumerate(rows)])
     return table[COLUMNS + (["gpu_memory"] if gpu else [])]
+
+
+def plan_notes(profile: Profile) -> list[str]:
+    """One line per model of the profile this process cannot run, with the reason and route."""
+    return [f"{spec} is not run in this process: {why}" for spec in model_specs(profile.vlm)
+            if (why := not_in_process(profile, spec))]
 
 
 def not_in_process(profile: Profile, spec) -> str:

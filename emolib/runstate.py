@@ -29,8 +29,8 @@ from typing import Any
 from emolib import paths
 from emolib.config import load_profile, to_dict
 from emolib.machine import plan_machine
-from emolib.vlm.weights import is_present, profile_weights
 from emolib.store import write_json
+from emolib.vlm.weights import is_present, profile_weights
 
 STATE_FILE = "fingerprints.json"
 LIBRARIES = ("torch", "torchvision", "numpy", "pandas", "scikit-learn", "scipy", "statsmodels",

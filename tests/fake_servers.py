@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import socket
+import struct
 import threading
+import time
+from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
 
 
 class FirstLabelServer:
@@ -68,3 +73,129 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def git_sha1(data: bytes) -> str:
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+
+class FakeHub:
+    """The hub's file API, as huggingface_hub and ``emolib fetch`` use it: ``GET /api/models/
+    <repo>/revision/<rev>?blobs=true``, ``HEAD``/``GET /<repo>/resolve/<rev>/<file>`` (Range;
+    LFS files redirect to a second "CDN" server, another origin). ``cuts[file]``: the next GETs
+    of that file stop after so many body bytes with a TCP reset. ``served[file]``: body bytes
+    sent; ``log``: (server, method, path, Range, Authorization) of every request."""
+
+    def __init__(self, token: str = "") -> None:
+        self.token = token  # what a gated repo accepts
+        self.repos: dict[str, tuple[str, dict[str, bytes], bool]] = {}
+        self.cuts: dict[str, list[int]] = {}
+        self.served: Counter = Counter()
+        self.log: list[tuple] = []
+        self.reset_delay_s = 0.2
+        self.servers = [ThreadingHTTPServer(("127.0.0.1", 0), self.handler(role)) for role in ("hub", "cdn")]
+        for server in self.servers:
+            threading.Thread(target=server.serve_forever, daemon=True).start()
+        self.endpoint, self.cdn = (f"http://127.0.0.1:{s.server_address[1]}" for s in self.servers)
+
+    def add(self, repo: str, files: dict[str, bytes], gated: bool = False) -> None:
+        self.repos[repo] = (hashlib.sha1(repo.encode()).hexdigest(), files, gated)
+
+    def blob(self, sha256: str) -> tuple[str, bytes]:
+        return next((n, d) for _, files, _ in self.repos.values() for n, d in files.items()
+                    if hashlib.sha256(d).hexdigest() == sha256)
+
+    def handler(self, role: str):
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args) -> None:
+                pass
+
+            def do_HEAD(self) -> None:
+                self.do_GET()
+
+            def do_GET(self) -> None:
+                path = urlsplit(self.path).path
+                fake.log.append((role, self.command, path, self.headers.get("Range"),
+                                 self.headers.get("Authorization")))
+                if m := re.fullmatch(r"/api/models/(.+)/revision/[^/]+", path):
+                    return self.info(m[1])
+                if m := re.fullmatch(r"/([^/]+/[^/]+)/resolve/[^/]+/(.+)", path):
+                    return self.resolve(m[1], m[2])
+                if m := re.fullmatch(r"/cdn/([0-9a-f]{64})", path):
+                    return self.body(*fake.blob(m[1]), {})
+                self.reply(404, {})
+
+            def allowed(self, repo: str) -> bool:
+                if repo not in fake.repos:
+                    self.reply(404, {})
+                    return False
+                if fake.repos[repo][2] and self.headers.get("Authorization") != f"Bearer {fake.token}":
+                    self.reply(401, {})
+                    return False
+                return True
+
+            def info(self, repo: str) -> None:
+                if self.allowed(repo):
+                    commit, files, _ = fake.repos[repo]
+                    self.reply(200, {"id": repo, "sha": commit, "siblings": [sibling(n, d) for n, d in files.items()]})
+
+            def resolve(self, repo: str, name: str) -> None:
+                if not self.allowed(repo):
+                    return
+                commit, files, _ = fake.repos[repo]
+                data = files[name]
+                headers = {"X-Repo-Commit": commit, "ETag": f'"{git_sha1(data)}"'}
+                if not is_lfs(name):
+                    return self.body(name, data, headers)
+                sha = hashlib.sha256(data).hexdigest()
+                self.reply(302, {}, {**headers, "X-Linked-Etag": f'"{sha}"', "X-Linked-Size": str(len(data)),
+                                     "Location": f"{fake.cdn}/cdn/{sha}"})
+
+            def body(self, name: str, data: bytes, headers: dict) -> None:
+                start = int(m[1]) if (m := re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range", ""))) else 0
+                self.send_response(206 if start else 200)
+                for key, value in {**headers, "Accept-Ranges": "bytes", "Content-Length": str(len(data) - start),
+                                   **({"Content-Range": f"bytes {start}-{len(data) - 1}/{len(data)}"}
+                                      if start else {})}.items():
+                    self.send_header(key, value)
+                self.end_headers()
+                if self.command == "HEAD":
+                    return
+                cut = fake.cuts.get(name, []).pop(0) if fake.cuts.get(name) else None
+                end = len(data) if cut is None else min(len(data), start + cut)
+                for pos in range(start, end, 1 << 16):
+                    self.wfile.write(data[pos:min(pos + (1 << 16), end)])
+                    fake.served[name] += min(1 << 16, end - pos)
+                if cut is not None:  # a TCP reset, as a flaky network ends a transfer
+                    time.sleep(fake.reset_delay_s)  # let the client read what was sent: a reset drops unread bytes
+                    self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    self.connection.close()
+                    self.close_connection = True
+
+            def reply(self, status: int, payload: dict, headers: dict | None = None) -> None:
+                body = json.dumps(payload).encode() if status != 302 else b""
+                self.send_response(status)
+                for key, value in {"Content-Type": "application/json", "Content-Length": str(len(body)),
+                                   **(headers or {})}.items():
+                    self.send_header(key, value)
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(body)
+
+        return Handler
+
+    def close(self) -> None:
+        for server in self.servers:
+            server.shutdown()
+            server.server_close()
+
+
+def is_lfs(name: str) -> bool:
+    return name.endswith(".safetensors")
+
+
+def sibling(name: str, data: bytes) -> dict:
+    lfs = {"lfs": {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data), "pointerSize": 134}}
+    return {"rfilename": name, "size": len(data), "blobId": git_sha1(data), **(lfs if is_lfs(name) else {})}

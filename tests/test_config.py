@@ -155,7 +155,7 @@ def test_a_cuda_index_beyond_the_machines_gpus_fails():
 
 def test_plan_lists_every_model_once_in_notebook_order():
     from emolib.machine import assume_gpu, plan_machine, read_machine
-    from emolib.plan import not_in_process, profile_plan
+    from emolib.plan import not_in_process, plan_notes, profile_plan
 
     profile = load_profile("paper", check_machine=False)
     plan = profile_plan(profile, plan_machine(profile, assume_gpu(read_machine())))
@@ -169,8 +169,9 @@ def test_plan_lists_every_model_once_in_notebook_order():
     assert (vlm.loc[vlm["what"].str.startswith("load hf:"), "device"] == "cuda").all()
     assert vlm.loc[vlm["what"].str.startswith("load hf:"), "gpu_memory"].str.match(r"~\d+-\d+ GB").all()
     # Phi-3.5-Vision's own code does not run on the installed transformers: the plan says so, with the route
-    phi = vlm[vlm["what"].str.startswith("hf:microsoft/Phi-3.5-vision-instruct: not run here")]
-    assert len(phi) == 1 and "vllm serve microsoft/Phi-3.5-vision-instruct" in phi["what"].item()
+    phi = vlm[vlm["what"].str.startswith("hf:microsoft/Phi-3.5-vision-instruct: not run in this process")]
+    assert len(phi) == 1 and phi["device"].item() == "none"
+    assert any("vllm serve microsoft/Phi-3.5-vision-instruct" in line for line in plan_notes(profile))
     assert not_in_process(profile, ModelSpec("hf", "llava-hf/llava-1.5-7b-hf")) == ""
     assert plan.loc[plan["stage"] == "cnn", "how"].str.match(r"bf16, \d+ thread\(s\)$").all()  # no CPU workers
 

@@ -109,11 +109,12 @@ def test_other_thread_counts_accept_auto():
     profile = load_profile("quick", check_machine=False, **{
         "restoration.realesrgan_threads": "auto", "vlm.torch_threads": "auto", "cost.scaling_threads": "auto"})
     plan = plan_machine(profile, replace(AVX2, cores=8))
-    assert (plan.restoration_threads, plan.vlm_threads, plan.cost_threads) == (8, 8, 8)
+    assert (plan.restoration_threads, plan.vlm_threads, plan.cost_threads) == (1, 8, 8)
     on_vulkan = load_profile("quick", check_machine=False, **{"restoration.realesrgan_threads": "auto",
                                                               "restoration.realesrgan_gpuid": 0})
     assert plan_machine(on_vulkan, AVX2).restoration_threads == 1
-    assert plan_machine(quick(), replace(AVX2, cores=4)).restoration_threads == 4  # quick: auto
+    fixed = load_profile("quick", check_machine=False, **{"restoration.realesrgan_threads": 3})
+    assert plan_machine(fixed, AVX2).restoration_threads == 3
     assert plan_machine(load_profile("paper", check_machine=False), assume_gpu(AVX2)).vlm_threads is None  # null
 
 

@@ -130,6 +130,8 @@ def _recorded_frames(model: str, profile: Profile, store: StageStore, recorder: 
                          "come from vlm.recorded_files")
         for rs in sets:
             pred = rec.recorded_predictions(rs, model, embedder=embedder, threshold=threshold)
+            if rs.dataset == "ferplus" and profile.data.subsample.private_test is not None:
+                pred = _within_draw(pred, profile, model, notes)
             catalog.write_stage_subset(store, pred["subset"].iloc[0], pred["dataset"].iloc[0], pred["image_id"])
             frames.append(pred)
             notes.append(f"recorded {model} {rs.dataset}: {len(pred)} answers scored, "
@@ -139,6 +141,16 @@ def _recorded_frames(model: str, profile: Profile, store: StageStore, recorder: 
                                                                       subset=pred["subset"].iloc[0]))
         handle.items = sum(len(f) for f in frames)
     return frames, sentiment
+
+
+def _within_draw(pred: pd.DataFrame, profile: Profile, model: str, notes: list[str]) -> pd.DataFrame:
+    """The recorded FER+ answers on the PrivateTest faces of this profile's draw
+    (``data.subsample.private_test``): the others are counted in a note, not scored."""
+    outside = ~pred["image_id"].isin(set(catalog.subset_ids(profile, "fer_private")))
+    if outside.any():
+        notes.append(f"recorded {model} ferplus: {int(outside.sum())} answers on PrivateTest faces outside this "
+                     f"profile's draw (data.subsample.private_test: {profile.data.subsample.private_test}) not scored")
+    return pred[~outside].reset_index(drop=True)
 
 
 def _recorded_file_frames(profile: Profile, store: StageStore, recorder: CostRecorder,
