@@ -213,9 +213,13 @@ def main(argv: list[str] | None = None) -> int:
                       help="plan for this device instead of the profile's (cuda: also on a machine without one)")
     plan.add_argument("--no-probe", action="store_true", help="no training-speed probe (no time estimate)")
     args = parser.parse_args(argv)
-    if args.command == "plan":
-        return run_plan(args.profile, args.device, not args.no_probe)
-    return run_fetch(args.targets, args.dry_run, args.retries, args.fetch_all)
+    try:
+        if args.command == "plan":
+            return run_plan(args.profile, args.device, not args.no_probe)
+        return run_fetch(args.targets, args.dry_run, args.retries, args.fetch_all)
+    except ConfigError as err:  # a profile that cannot be used as written: the message says where and why
+        print(f"emolib {args.command}: {err}", file=sys.stderr)
+        return 2
 
 
 def run_plan(target: str, device: str | None, probe: bool = True) -> int:

@@ -10,7 +10,7 @@ config section, used to name stage output folders.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -19,19 +19,30 @@ import yaml
 from emolib.labels import get_label_set, register_profile_label_sets
 from emolib.machine import AUTO, PRECISIONS, check_device, resolve_device
 from emolib.paths import project_root
-from emolib.schema import ConfigError, build_config, config_hash, deep_merge, expand_dotted, to_dict
+from emolib.registry import CNN_MODELS, DATA_LOADERS, PROMPT_FAMILIES, RESTORATION_BACKENDS
+from emolib.schema import (
+    ConfigError,
+    at_least,
+    build_config,
+    check_bounds,
+    check_names,
+    config_hash,
+    deep_merge,
+    expand_dotted,
+    to_dict,
+    within,
+)
 
 
 @dataclass(frozen=True)
 class SubsampleConfig:
     """Images per split after stratified subsampling; ``null`` keeps the whole split."""
 
-    train: int | None = None
-    public_test: int | None = None
-    private_test: int | None = None
+    train: int | None = field(default=None, metadata=at_least(1))
+    public_test: int | None = field(default=None, metadata=at_least(1))
+    private_test: int | None = field(default=None, metadata=at_least(1))
 
 
-DATA_LOADERS = ("fer2013", "emotion6", "class_folders", "manifest")  # emolib.data.sets.LOADERS
 DATA_ROLES = ("faces", "evoked")
 # loaders of one particular data set: its label set and role are fixed
 FIXED_LOADERS = {"fer2013": ("fer7", "faces"), "emotion6": ("emotion6", "evoked")}
@@ -62,8 +73,8 @@ class DataSetConfig:
     role: str | None = None
     columns: dict[str, str] = field(default_factory=dict)
     image_id: str = "path"
-    subsample: int | None = None
-    eval_size: int | None = None
+    subsample: int | None = field(default=None, metadata=at_least(1))
+    eval_size: int | None = field(default=None, metadata=at_least(1))
 
 
 @dataclass(frozen=True)
@@ -80,15 +91,17 @@ class DataConfig:
     fer2013: str = "fer2013/fer2013.zip"
     ferplus: str = "fer2013/ferplus"
     emotion6: str = "emotion6/Emotion6.zip"
-    synthetic_per_class: int = 40  # per class and split, smoke profile only
+    synthetic_per_class: int = field(default=40, metadata=at_least(1))  # per class and split, smoke profile only
     subsample: SubsampleConfig = field(default_factory=SubsampleConfig)
-    emotion6_subsample: int | None = None  # images of Emotion6 kept (stratified); null = all
+    # images of Emotion6 kept (stratified); null = all
+    emotion6_subsample: int | None = field(default=None, metadata=at_least(1))
     # The evaluation draws every stage shares (emolib.catalog): `eval_size` PrivateTest faces
     # (stratified, profile seed; null = all) that restoration, CNN and VLM stages all score,
     # and `emotion6_eval_size` Emotion6 images for the VLM stage (null = all).
-    eval_size: int | None = None
-    emotion6_eval_size: int | None = None
-    phash_threshold: int = 4  # Hamming distance (of 64 bits) that counts as a near duplicate
+    eval_size: int | None = field(default=None, metadata=at_least(1))
+    emotion6_eval_size: int | None = field(default=None, metadata=at_least(1))
+    # Hamming distance (of 64 bits) that counts as a near duplicate
+    phash_threshold: int = field(default=4, metadata=within(0, 64))
     near_duplicates: bool = True
     skip_unreadable: bool = False  # True: unreadable images are listed in the audit, not fatal
     # more named data sets (ArtPhoto, Abstract, EmoSet, FI, your own); left out of the config
@@ -202,20 +215,23 @@ class RestorationConfig:
     """
 
     backends: tuple[str, ...] = ("none", "bicubic")
-    output_size: int = 96
+    output_size: int = field(default=96, metadata=at_least(8))
     selected: str = "bicubic"
     eval_backends: tuple[str, ...] = ()  # restored on the evaluation subset besides `selected`
-    preview_per_class: int = 4  # faces per class every backend restores for notebook 02
-    batch_size: int = 32
+    # faces per class every backend restores for notebook 02
+    preview_per_class: int = field(default=4, metadata=at_least(1))
+    batch_size: int = field(default=32, metadata=at_least(1))
     gfpgan_weights_dir: str | None = None  # holds GFPGANv1.x.pth; null = torch hub checkpoints
-    realesrgan_gpuid: int = -1  # -1: CPU; >= 0: Vulkan device
+    realesrgan_gpuid: int = field(default=-1, metadata=at_least(-1))  # -1: CPU; >= 0: Vulkan device
     realesrgan_threads: int | Literal["auto"] = 1  # ncnn instances side by side (auto: emolib.machine decides)
-    unsharp_radius: float = 1.5  # lanczos-unsharp: Pillow UnsharpMask settings
-    unsharp_percent: int = 120
-    unsharp_threshold: int = 2
+    unsharp_radius: float = field(default=1.5, metadata=at_least(0))  # lanczos-unsharp: Pillow UnsharpMask settings
+    unsharp_percent: int = field(default=120, metadata=at_least(0))
+    unsharp_threshold: int = field(default=2, metadata=within(0, 255))
 
     def __post_init__(self) -> None:
         check_threads(self.realesrgan_threads, "restoration.realesrgan_threads")
+        for key in ("backends", "selected", "eval_backends"):
+            check_names(getattr(self, key), RESTORATION_BACKENDS, f"restoration.{key}")
 
 
 # training settings a CNN may override in ``cnn.per_model`` (the type each value is cast to)
@@ -223,6 +239,7 @@ PER_MODEL_KEYS = {"epochs": int, "batch_size": int, "lr": float, "weight_decay":
                   "optimizer": str, "warmup_epochs": float, "label_smoothing": float,
                   "class_weights": bool, "erase_p": float, "augment": bool, "patience": int,
                   "epoch_sizes": lambda sizes: tuple(int(v) for v in sizes), "precision": str}
+CHOICES = {"precision": PRECISIONS, "optimizer": ("adamw", "sgd")}  # per-model keys with a fixed set of values
 # keys a profile may still carry from an earlier release, and what replaced them
 RENAMED_KEYS = {("cnn", "bf16_models"): "cnn.precision (auto | fp32 | bf16; auto: bf16 only where the CPU computes "
                                         "it natively) and cnn.per_model.<model>.precision"}
@@ -242,23 +259,26 @@ class CNNConfig:
 
     models: tuple[str, ...] = ("resnet50", "efficientnet_b0", "vgg19_bn")
     weights: Literal["imagenet", "none"] = "none"
-    input_size: int = 48
+    input_size: int = field(default=48, metadata=at_least(8))
     stem: Literal["gray", "rgb"] = "gray"  # gray: 1-channel stem; rgb: gray replicated x3
-    widths: dict[str, float] = field(default_factory=dict)
-    stem_strides: dict[str, int] = field(default_factory=dict)
-    train_subset: int | None = None  # stratified Training images used; null = all 28,709
-    val_subset: int | None = None  # stratified PublicTest images for model selection; null = all
-    epochs: int = 10
-    batch_size: int = 128
-    lr: float = 1e-3
-    weight_decay: float = 5e-4
+    widths: dict[str, float] = field(default_factory=dict, metadata=within(0, 4, low_open=True))
+    stem_strides: dict[str, int] = field(default_factory=dict, metadata=within(1, 4))
+    # stratified Training images used; null = all 28,709
+    train_subset: int | None = field(default=None, metadata=at_least(1))
+    # stratified PublicTest images for model selection; null = all
+    val_subset: int | None = field(default=None, metadata=at_least(1))
+    epochs: int = field(default=10, metadata=at_least(1))
+    batch_size: int = field(default=128, metadata=at_least(1))
+    lr: float = field(default=1e-3, metadata=within(0, 10, low_open=True))
+    weight_decay: float = field(default=5e-4, metadata=at_least(0))
     optimizer: Literal["adamw", "sgd"] = "adamw"
-    warmup_epochs: float = 1.0  # linear warm-up length, in epochs (fractions allowed)
-    label_smoothing: float = 0.1
+    # linear warm-up length, in epochs (fractions allowed)
+    warmup_epochs: float = field(default=1.0, metadata=at_least(0))
+    label_smoothing: float = field(default=0.1, metadata=within(0, 1, high_open=True))
     class_weights: bool = False
-    erase_p: float = 0.5  # random-erasing probability per image
-    patience: int = 5
-    seeds: tuple[int, ...] = (0,)
+    erase_p: float = field(default=0.5, metadata=within(0, 1))  # random-erasing probability per image
+    patience: int = field(default=5, metadata=at_least(1))
+    seeds: tuple[int, ...] = field(default=(0,), metadata=at_least(0))
     # auto: bf16 autocast on a CPU that computes bf16 natively (AMX, AVX512-BF16), fp32 on other
     # CPUs, mixed precision on CUDA (emolib.machine); per model: cnn.per_model.<model>.precision
     precision: Literal["auto", "fp32", "bf16"] = "auto"
@@ -281,22 +301,19 @@ class CNNConfig:
     stochastic_depth: dict[str, float] = field(default_factory=dict)
     # FER-2013-Hard: the probe (out of fold) is wrong, or right with p(true) below hard_threshold;
     # on quick the CNN probe is right on 60% of the test pool, so 0.3 adds 1 point to its 40% errors
-    hard_threshold: float = 0.3
-    hard_folds: int = 5
+    hard_threshold: float = field(default=0.3, metadata=within(0, 1))
+    hard_folds: int = field(default=5, metadata=at_least(2))
     hard_probe: Literal["cnn", "hog"] = "cnn"  # faces: features of the best trained CNN, or HOG
-    hard_vote_share: float = 0.3  # Emotion6-Hard: fewer than this share of its voters chose its label
+    # Emotion6-Hard: fewer than this share of its voters chose its label
+    hard_vote_share: float = field(default=0.3, metadata=within(0, 1))
 
     def __post_init__(self) -> None:
-        for name, own in self.per_model.items():
-            if name not in self.models:
-                raise ConfigError(f"cnn.per_model.{name}: {name!r} is not in cnn.models {list(self.models)}")
-            unknown = sorted(set(own) - set(PER_MODEL_KEYS))
-            if unknown:
-                raise ConfigError(f"cnn.per_model.{name}: unknown key(s) {unknown}; allowed: {sorted(PER_MODEL_KEYS)}")
-            self._check_epoch_sizes(name)
-            if own.get("precision", AUTO) not in PRECISIONS:
-                raise ConfigError(f"cnn.per_model.{name}.precision: {own['precision']!r} is not one of "
-                                  f"{list(PRECISIONS)}")
+        check_names(self.models, CNN_MODELS, "cnn.models")
+        for key in ("widths", "stem_strides"):  # may name models left out of cnn.models (a profile's override)
+            for name in getattr(self, key):
+                check_names(name, CNN_MODELS, f"cnn.{key}.{name}")
+        for name in self.per_model:
+            self._check_per_model(name)
         check_threads(self.threads, "cnn.threads")
         check_threads(self.parallel, "cnn.parallel")
         for name, share in self.alone_share.items():
@@ -308,6 +325,27 @@ class CNNConfig:
                 if name not in allowed or not 0.0 <= p < 1.0 or (key == "dropout" and name == "resnet50"):
                     raise ConfigError(f"cnn.{key}.{name}: {p!r} is not allowed; give a probability in [0, 1) "
                                       f"for a model of {list(allowed)} that has one (ResNet-50 has no dropout)")
+
+    def _check_per_model(self, name: str) -> None:
+        """ConfigError naming ``cnn.per_model.<name>.<key>`` for an unknown model or key, a value
+        of the wrong type or outside the range of the setting it overrides."""
+        if name not in self.models:
+            raise ConfigError(f"cnn.per_model.{name}: {name!r} is not in cnn.models {list(self.models)}")
+        unknown = sorted(set(self.per_model[name]) - set(PER_MODEL_KEYS))
+        if unknown:
+            raise ConfigError(f"cnn.per_model.{name}: unknown key(s) {unknown}; allowed: {sorted(PER_MODEL_KEYS)}")
+        for key, value in self.per_model[name].items():
+            where = f"cnn.per_model.{name}.{key}"
+            try:
+                cast = PER_MODEL_KEYS[key](value)
+            except (TypeError, ValueError):
+                raise ConfigError(f"{where}: {value!r} is not a valid {key}") from None
+            if key in CHOICES and cast not in CHOICES[key]:
+                raise ConfigError(f"{where}: {cast!r} is not one of {list(CHOICES[key])}")
+            bounds = {f.name: f.metadata.get("bounds") for f in fields(self)}.get(key)
+            if bounds:
+                check_bounds(cast, bounds, where)
+        self._check_epoch_sizes(name)
 
     def _check_epoch_sizes(self, name: str) -> None:
         sizes, epochs = self.overrides_for(name).get("epoch_sizes", ()), self.epochs_of(name)
@@ -349,9 +387,9 @@ class EndpointConfig:
     model: str
     base_url: str  # e.g. "http://127.0.0.1:8000/v1" (vLLM, SGLang) or "https://api.openai.com/v1"
     api_key_env: str = "OPENAI_API_KEY"
-    image_max_side: int | None = None
+    image_max_side: int | None = field(default=None, metadata=at_least(1))
     image_format: Literal["png", "jpeg"] = "png"
-    concurrency: int = 4
+    concurrency: int = field(default=4, metadata=at_least(1))
     guided: Literal["none", "choice", "json_schema"] = "none"
 
     def __post_init__(self) -> None:
@@ -416,24 +454,28 @@ class VLMConfig:
     recorded: tuple[str, ...] = ("gpt4v",)  # shipped folders recorded/<model>/ (FER+, ArtPhoto, Abstract)
     # answers of any model on any set, one file each; out of the config hash while empty
     recorded_files: tuple[RecordedFileConfig, ...] = field(default=(), metadata={"omit_default": True})
-    batch_size: int = 32
-    max_new_tokens: int = 64
-    temperature: float = 0.0
-    concurrency: int = 4
-    embedding_threshold: float = 0.6  # SBERT cosine needed to map a free answer to a label
-    probe_train_size: int | None = 2000  # training images of the CLIP linear probe; null = all
-    probe_c: float = 1.0  # inverse L2 strength of the probe's logistic regression
+    batch_size: int = field(default=32, metadata=at_least(1))
+    max_new_tokens: int = field(default=64, metadata=at_least(1))
+    temperature: float = field(default=0.0, metadata=within(0, 2))
+    concurrency: int = field(default=4, metadata=at_least(1))
+    # SBERT cosine needed to map a free answer to a label
+    embedding_threshold: float = field(default=0.6, metadata=within(0, 1, low_open=True))
+    # training images of the CLIP linear probe; null = all
+    probe_train_size: int | None = field(default=2000, metadata=at_least(1))
+    # inverse L2 strength of the probe's logistic regression
+    probe_c: float = field(default=1.0, metadata=within(0, None, low_open=True))
     restored: bool = True  # also score the restored faces (restoration.selected) if available
     hf_trust_remote_code: bool = False  # run a cached model's own code (Phi-3.5-Vision needs it)
-    request_timeout_s: float = 60.0
-    max_retries: int = 4  # retries after the first attempt on 429/5xx/timeouts
-    retry_base_s: float = 1.0  # backoff: base * 2**attempt (or the server's Retry-After)
+    request_timeout_s: float = field(default=60.0, metadata=within(0, None, low_open=True))
+    max_retries: int = field(default=4, metadata=at_least(0))  # retries after the first attempt on 429/5xx/timeouts
+    # backoff: base * 2**attempt (or the server's Retry-After)
+    retry_base_s: float = field(default=1.0, metadata=at_least(0))
     json_mode: bool = True  # ask OpenAI-compatible servers for response_format json_object
     # torch's CPU threads for the VLM stages; auto: the cores this process may use; null = leave as is
     torch_threads: int | Literal["auto"] | None = None
     random_weights_ok: bool = False  # smoke only: random-weight stand-ins, flagged in every table
-    random_image_size: int = 64  # input size of random-weight CLIP stand-ins
-    random_context_length: int = 32  # text context of random-weight CLIP stand-ins
+    random_image_size: int = field(default=64, metadata=at_least(16))  # input size of random-weight CLIP stand-ins
+    random_context_length: int = field(default=32, metadata=at_least(8))  # text context of random-weight CLIP stand-ins
     # CLIP class words and templates per label set, by name from emolib/vlm/templates.yaml
     # `clip_prompts` (e.g. {fer7: clip_benchmark}); a set not named here uses its default there
     clip_prompts: dict[str, str] = field(default_factory=dict)
@@ -479,27 +521,35 @@ class PromptStudyConfig:
         "base", "positive_first", "negative_first", "permuted", "order4", "persona_positive",
         "persona_negative", "persona_neutral", "explain", "context_reasoning", "caption_then_predict",
         "no_labels")
-    n_permutations: int = 5
-    sample_size: int | None = 200  # stratified images of each data set; null = all
-    order_labels: int = 4  # labels of the all-orders design (4 -> 24 orders)
-    order_sample_size: int | None = 48  # images (truth among those labels) asked in every order
+    n_permutations: int = field(default=5, metadata=at_least(1))
+    sample_size: int | None = field(default=200, metadata=at_least(1))  # stratified images of each data set; null = all
+    order_labels: int = field(default=4, metadata=within(2, 6))  # labels of the all-orders design (4 -> 24 orders)
+    # images (truth among those labels) asked in every order
+    order_sample_size: int | None = field(default=48, metadata=at_least(1))
     # what the sweep asks: `evoked` (every evoked set of the profile), `faces` (FER-2013) and/or
     # set names of the profile (data.sets, emotion6, fer2013); resolved by Profile.prompt_sets
     datasets: tuple[str, ...] = ("evoked",)
-    alpha: float = 0.05
+    alpha: float = field(default=0.05, metadata=within(0, 1, low_open=True, high_open=True))
+
+    def __post_init__(self) -> None:
+        check_names(self.variants, PROMPT_FAMILIES, "prompts.variants")
 
 
 @dataclass(frozen=True)
 class CostConfig:
     """Cost measurement (notebook 06)."""
 
-    scaling_sizes: tuple[int, ...] = (100, 300, 1000)  # images per timed inference run
+    # images per timed inference run
+    scaling_sizes: tuple[int, ...] = field(default=(100, 300, 1000), metadata=at_least(1))
     scaling_models: tuple[str, ...] | None = None  # "cnn:resnet50", "clip:ViT-B-32/openai"; null = all
-    scaling_batch_size: int = 32
-    scaling_repeats: int = 2  # rounds over all sizes; the fastest round per size is fitted
+    scaling_batch_size: int = field(default=32, metadata=at_least(1))
+    # rounds over all sizes; the fastest round per size is fitted
+    scaling_repeats: int = field(default=2, metadata=at_least(1))
     scaling_threads: int | Literal["auto"] = 1  # torch threads while timing; 1 is robust on a shared, busy CPU
-    scaling_budget_s: float | None = 120.0  # per model; sizes shrink in proportion beyond it; null: no limit
-    sample_interval_s: float = 0.05  # RSS sampling period inside a timed phase
+    # per model; sizes shrink in proportion beyond it; null: no limit
+    scaling_budget_s: float | None = field(default=120.0, metadata=within(0, None, low_open=True))
+    # RSS sampling period inside a timed phase
+    sample_interval_s: float = field(default=0.05, metadata=within(0, None, low_open=True))
     infer_phases: tuple[str, ...] = ("infer",)  # phase names that count as inference
     train_phases: tuple[str, ...] = ("train",)  # phase names that count as training
 
@@ -511,13 +561,14 @@ class CostConfig:
 class HumanEvalConfig:
     """Error sampling and annotation (notebook 07)."""
 
-    n_samples: int = 500  # errors drawn for annotation (the seed study used 500)
+    n_samples: int = field(default=500, metadata=at_least(1))  # errors drawn for annotation (the seed study used 500)
     allocation: Literal["equal", "proportional"] = "equal"  # per (model, category) stratum
     models: tuple[str, ...] = ()  # models whose errors are sampled; empty = every model found
     annotator: str = "annotator_1"  # names the annotation file of the live annotator
     annotations_dir: str | None = None  # null = <sample folder>/annotations
-    image_width: int = 240  # display width of an image in the annotator and sheet, pixels
-    plausibility_thresholds: tuple[float, ...] = (0.1, 0.3)
+    # display width of an image in the annotator and sheet, pixels
+    image_width: int = field(default=240, metadata=at_least(16))
+    plausibility_thresholds: tuple[float, ...] = field(default=(0.1, 0.3), metadata=within(0, 1))
 
 
 @dataclass(frozen=True)
@@ -525,12 +576,12 @@ class Profile:
     """One run of the study: its name, seed, device and every stage's settings."""
 
     name: str
-    seed: int = 0
+    seed: int = field(default=0, metadata=at_least(0))
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps (emolib.machine)
     # auto: a model's missing weights are downloaded on first use when online; offline: never
     # (fetch them ahead with `emolib fetch <profile>`); either way a model without them is "unavailable"
     weights: Literal["auto", "offline"] = "auto"
-    bootstrap_samples: int = 1000
+    bootstrap_samples: int = field(default=1000, metadata=at_least(1))
     data: DataConfig = field(default_factory=DataConfig)
     restoration: RestorationConfig = field(default_factory=RestorationConfig)
     cnn: CNNConfig = field(default_factory=CNNConfig)
@@ -624,7 +675,10 @@ def load_profile(name_or_path: str | Path, check_machine: bool = True, overrides
             raise ConfigError(f"{path}: {section}.{key} is no longer a setting; use {now}")
     # before the settings are built: data sets and recorded answers may name these label sets
     register_profile_label_sets(merged.get("label_sets", []), path.parent, str(path))
-    profile = build_config(Profile, merged, where=str(path))
+    try:
+        profile = build_config(Profile, merged, where=str(path))
+    except ConfigError as err:  # a section's own check names the key; the file is added here
+        raise (err if str(err).startswith(str(path)) else ConfigError(f"{path}: {err}")) from None
     check_device(profile.device, f"{path}: device")
     if check_machine:
         resolve_device(profile.device, f"{path}: device")

@@ -8,6 +8,7 @@ tuples, dicts, literals, unions), raising ``ConfigError`` with the key and the f
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import hashlib
 import json
 import types
@@ -18,6 +19,64 @@ from typing import Any, Literal
 
 class ConfigError(ValueError):
     """A profile that cannot be used as written; the message names the file, key and fix."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Bounds:
+    """The interval a number may take; ``None`` leaves a side open-ended. A setting declares
+    it as ``field(default=..., metadata=at_least(1))`` and ``build_config`` checks it (null,
+    where a setting allows it, is always allowed)."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False  # True: low itself is not allowed
+    high_open: bool = False
+
+    def admits(self, value: float) -> bool:
+        above = self.low is None or (value > self.low if self.low_open else value >= self.low)
+        below = self.high is None or (value < self.high if self.high_open else value <= self.high)
+        return above and below
+
+    def words(self) -> str:
+        if self.high is None:
+            return f"{'above' if self.low_open else 'at least'} {self.low}"
+        if self.low is None:
+            return f"{'below' if self.high_open else 'at most'} {self.high}"
+        return f"in {'(' if self.low_open else '['}{self.low}, {self.high}{')' if self.high_open else ']'}"
+
+
+def at_least(low: float) -> dict[str, Bounds]:
+    """Field metadata: the number (or each number of a list or mapping) is ``low`` or more."""
+    return {"bounds": Bounds(low=low)}
+
+
+def within(low: float | None, high: float | None, low_open: bool = False, high_open: bool = False,
+           ) -> dict[str, Bounds]:
+    """Field metadata: the number (or each number of a list or mapping) lies in the interval."""
+    return {"bounds": Bounds(low, high, low_open, high_open)}
+
+
+def check_names(names: str | tuple[str, ...], known: tuple[str, ...] | dict, where: str) -> None:
+    """ConfigError naming ``where``, the unknown name, the closest known one and all of them
+    when a name of ``names`` is not in ``known`` (a registry of ``emolib.registry``)."""
+    for name in (names,) if isinstance(names, str) else names:
+        if name not in known:
+            close = difflib.get_close_matches(name, list(known), n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise ConfigError(f"{where}: unknown name {name!r}; {hint}known: {list(known)}")
+
+
+def check_bounds(value: Any, bounds: Bounds, where: str) -> None:
+    """ConfigError naming ``where`` when a number of ``value`` (a number, or a list or mapping
+    of them; None and ``auto`` pass) lies outside ``bounds``."""
+    if isinstance(value, dict):
+        items = value.items()
+    else:
+        items = enumerate(value) if isinstance(value, tuple) else [(None, value)]
+    for key, number in items:
+        if isinstance(number, int | float) and not isinstance(number, bool) and not bounds.admits(number):
+            at = where if key is None else f"{where}[{key}]" if isinstance(key, int) else f"{where}.{key}"
+            raise ConfigError(f"{at}: {number!r} is out of range; it must be {bounds.words()}")
 
 
 def expand_dotted(overrides: dict[str, Any]) -> dict[str, Any]:
@@ -54,11 +113,20 @@ def build_config(cls: type, raw: Any, where: str = "config") -> Any:
         raise ConfigError(
             f"{where}: unknown key(s) {unknown} for {cls.__name__}; allowed: {sorted(names)}"
         )
-    values = {key: _coerce(hints[key], value, f"{where}: {key}") for key, value in raw.items()}
+    values = {key: _coerce(hints[key], value, key_path(where, key)) for key, value in raw.items()}
+    for f in dataclasses.fields(cls):
+        if "bounds" in f.metadata and f.name in values:
+            check_bounds(values[f.name], f.metadata["bounds"], key_path(where, f.name))
     try:
         return cls(**values)
     except TypeError as err:
         raise ConfigError(f"{where}: {err}") from err
+
+
+def key_path(where: str, key: str) -> str:
+    """``"quick.yaml"`` + ``cnn`` -> ``"quick.yaml: cnn"``; ``"quick.yaml: cnn"`` + ``lr`` ->
+    ``"quick.yaml: cnn.lr"``: the file, then the dotted key a user writes."""
+    return f"{where}.{key}" if ": " in where else f"{where}: {key}"
 
 
 def _coerce(hint: Any, value: Any, where: str) -> Any:

@@ -44,14 +44,14 @@ def test_unknown_key_is_named_with_allowed_keys(tmp_path):
 def test_wrong_type_is_named(tmp_path):
     path = tmp_path / "mine.yaml"
     path.write_text("cnn:\n  epochs: three\n")
-    with pytest.raises(ConfigError, match=r"cnn: epochs: expected int, got str 'three'"):
+    with pytest.raises(ConfigError, match=r"cnn.epochs: expected int, got str 'three'"):
         load_profile(path)
     with pytest.raises(ConfigError, match=r"expected int, got the boolean"):
         load_profile("quick", **{"cnn.epochs": True})
 
 
 def test_literal_values_are_checked():
-    with pytest.raises(ConfigError, match=r"data: source: 'fake' is not one of \['real', 'synthetic'\]"):
+    with pytest.raises(ConfigError, match=r"data.source: 'fake' is not one of \['real', 'synthetic'\]"):
         load_profile("quick", **{"data.source": "fake"})
 
 

@@ -179,7 +179,7 @@ def test_unique_file_ids_subsample_and_named_subsets(tmp_path, evoked_files, mon
     ({"columns": {"label": "emotion"}}, r"columns is an option of loader 'manifest' only"),
     ({"loader": "manifest", "columns": {"truth": "emotion"}}, r"columns renames \['path', 'label', 'split', "),
     ({"image_id": "hash"}, r"image_id 'hash': class_folders sets take one of \['path', 'stem', 'file'\]"),
-    ({"eval_size": 0}, r"eval_size must be at least 1"),
+    ({"eval_size": 0}, r"eval_size: 0 is out of range; it must be at least 1"),
     ({"extra": 1}, r"unknown key\(s\) \['extra'\] for DataSetConfig"),
 ])
 def test_a_wrong_entry_fails_at_profile_load_naming_it_and_the_fix(tmp_path, entry, message):
@@ -199,7 +199,7 @@ def test_more_wrong_entries(tmp_path):
     with pytest.raises(ConfigError, match=r"eval_size 9 contradicts data.emotion6_eval_size 5; set it in one place"):
         load_profile(_write_profile(tmp_path, [{"name": "emotion6", "loader": "emotion6", "path": "e",
                                                 "eval_size": 9}], emotion6_eval_size=5))
-    with pytest.raises(ConfigError, match=r"data: sets: expected a list"):
+    with pytest.raises(ConfigError, match=r"data.sets: expected a list"):
         load_profile("smoke", **{"data.sets": {"name": "art"}})
 
 

@@ -120,11 +120,11 @@ def test_other_thread_counts_accept_auto():
 
 @pytest.mark.parametrize(("key", "value", "message"), [
     ("cnn.threads", 0, "cnn.threads: 0 must be at least 1, or auto"),
-    ("cnn.parallel", "many", "cnn: parallel: 'many' fits none of"),
+    ("cnn.parallel", "many", "cnn.parallel: 'many' fits none of"),
     ("cost.scaling_threads", -1, "cost.scaling_threads: -1 must be at least 1"),
     ("vlm.torch_threads", 0, "vlm.torch_threads: 0 must be at least 1"),
     ("restoration.realesrgan_threads", 0, "restoration.realesrgan_threads: 0 must be at least 1"),
-    ("cnn.precision", "fp16", "cnn: precision: 'fp16' is not one of"),
+    ("cnn.precision", "fp16", "cnn.precision: 'fp16' is not one of"),
     ("cnn.per_model", {"resnet50": {"precision": "half"}}, "cnn.per_model.resnet50.precision: 'half' is not one of"),
     ("cnn.bf16_models", ["vgg19_bn"], "cnn.bf16_models is no longer a setting; use cnn.precision"),
 ])

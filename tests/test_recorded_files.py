@@ -216,7 +216,7 @@ def entry(name: str, path: Path | str, **more) -> dict:
 
 @pytest.mark.parametrize(("change", "message"), [
     ({"answr": "raw"}, r"recorded_files\[0\]: unknown key\(s\) \['answr'\] for RecordedFileConfig"),
-    ({"answer": "top1"}, r"recorded_files\[0\]: answer: 'top1' is not one of \['raw', 'first_ranked'\]"),
+    ({"answer": "top1"}, r"recorded_files\[0\].answer: 'top1' is not one of \['raw', 'first_ranked'\]"),
     ({"label_set": "fer9"}, r"entry \{model: gpt4v, set: rafdb, .*unknown label set 'fer9'"),
     ({"columns": {"truth": "gt"}}, r"entry \{model: gpt4v, set: rafdb.*unknown format column\(s\) \['truth'\]"),
     ({"set": "raf db"}, r"set 'raf db' must be letters, digits"),

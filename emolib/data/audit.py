@@ -19,6 +19,7 @@ import pandas as pd
 import scipy.fftpack
 from PIL import Image
 
+from emolib.data.checks import unreadable_images
 from emolib.data.imageset import ImageSet
 from emolib.quiet import progress_bar
 
@@ -172,6 +173,5 @@ def audit_summary(image_set: ImageSet, threshold: int | None = 4,
             ("test images with an exact or near copy in train",
              int((~leakage_free_mask(image_set, threshold, pairs)).sum())),
         ]
-    unreadable = image_set.meta.attrs.get("unreadable", []) if image_set.meta is not None else []
-    rows.append(("unreadable images (skipped, listed in notes)", len(unreadable)))
+    rows.append(("unreadable images (skipped, listed in notes)", len(unreadable_images(image_set))))
     return pd.DataFrame(rows, columns=["check", "count"])

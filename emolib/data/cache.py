@@ -8,6 +8,10 @@ path, size and modification time (ns) of every source file; any change to a sour
 gives a new key, and the superseded file of that source is deleted when the new one is
 written. Files are written atomically (temp file, rename) and hold no pickles.
 Delete the folder to drop every cache; ``load_fer2013(..., cache=False)`` bypasses it.
+
+The sets whose images are read on demand (Emotion6, class folders, manifests) keep only the
+result of the load-time decode check here (``cached_unreadable``: the unreadable images, a
+small JSON), keyed the same way, so that the images are decoded once, not at every load.
 """
 
 from __future__ import annotations
@@ -23,11 +27,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from emolib.data.imageset import ImageSet
+from emolib.data.imageset import ZIP_SEP, ImageSet
 from emolib.paths import results_dir
 
 _FIELDS = ("ids", "splits", "labels", "pixels")
 _UNSUPPORTED = ("sources", "soft_labels", "valence", "arousal")
+CHECK_VERSION = 1  # bump when the decode check changes, so older results are not reused
 
 
 def data_cache_dir() -> Path:
@@ -116,7 +121,43 @@ def cached_imageset(kind: str, source: Path, files: Iterable[str | Path], option
             return replace(cached, notes=cached.notes + (note,))
     image_set = build()
     save_imageset(image_set, path)
-    for stale in path.parent.glob(f"{kind}-{source_id}-*.npz"):
+    _drop_stale(path, f"{kind}-{source_id}-*.npz")
+    return replace(image_set, notes=image_set.notes + (f"decoded pixels written to the cache {path}{rebuilt}",))
+
+
+def _drop_stale(path: Path, pattern: str) -> None:
+    """Delete the superseded cache files of the same source (``pattern``) beside ``path``."""
+    for stale in path.parent.glob(pattern):
         if stale != path:
             stale.unlink(missing_ok=True)
-    return replace(image_set, notes=image_set.notes + (f"decoded pixels written to the cache {path}{rebuilt}",))
+
+
+def _image_files(sources: Iterable[str]) -> list[str]:
+    """The files behind image sources: each path, and each zip once for its members."""
+    return sorted({source.split(ZIP_SEP, 1)[0] for source in sources})
+
+
+def cached_unreadable(kind: str, source: Path, sources: tuple[str, ...],
+                      find: Callable[[], dict[int, str]]) -> tuple[dict[int, str], str]:
+    """``find()``'s unreadable images of ``sources`` ({row: "<source>: <error>"}), from the
+    cache when the sources and the size and time of every image file (or zip) are unchanged;
+    and a note saying whether the check ran or was read from the cache (``<kind>-check-*.json``)."""
+    source_id = _digest([kind, str(source.resolve())])
+    key = _digest([CHECK_VERSION, list(sources), file_stamps(_image_files(sources))])
+    path = data_cache_dir() / f"{kind}-check-{source_id}-{key}.json"
+    rebuilt = ""
+    if path.is_file():
+        try:
+            stored = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as err:
+            rebuilt = f" (the previous copy was unreadable: {err})"
+        else:
+            bad = {int(i): message for i, message in stored.items()}
+            return bad, f"decode check of its {len(sources)} images read from the cache {path}"
+    bad = find()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({str(i): message for i, message in bad.items()}), encoding="utf-8")
+    os.replace(tmp, path)
+    _drop_stale(path, f"{kind}-check-{source_id}-*.json")
+    return bad, f"checked that its {len(sources)} images decode (result cached in {path}{rebuilt})"

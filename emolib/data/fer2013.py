@@ -29,7 +29,6 @@ from __future__ import annotations
 import io
 import os
 import zipfile
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -39,15 +38,16 @@ import pandas as pd
 from PIL import Image
 
 from emolib.data.cache import cached_imageset
+from emolib.data.checks import decode_all, refuse_unreadable, repeated_keys, skipped_notes
 from emolib.data.fer_csv import FER_SIZE, USAGE_TO_SPLIT, read_fer_csv
-from emolib.data.imageset import DECODE_ERRORS, ZIP_SEP, DataError, ImageSet
+from emolib.data.imageset import ZIP_SEP, DataError, ImageSet
 from emolib.labels import get_label_set
 
 FER7 = get_label_set("fer7")
 KAGGLE_CLASSES = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 CSV_NAMES = ("fer2013.csv", "icml_face_data.csv")
-CACHE_VERSION = 2  # bump when a loader's output changes, so older caches are not reused
+CACHE_VERSION = 3  # bump when a loader's output or checks change, so older caches are not reused
 
 
 def detect_fer_layout(path: Path) -> str:
@@ -166,8 +166,22 @@ def _kaggle_entries(names: list[str], where: str) -> pd.DataFrame:
             "train/ and test/. Download or unpack the whole archive (msambare/fer2013) again."
         )
     frame = frame.sort_values("member", kind="stable").reset_index(drop=True)
+    _refuse_two_copies(frame["member"], where)
     frame.attrs["macos_ignored"] = len(macos)
     return frame
+
+
+def _refuse_two_copies(members: pd.Series, where: str) -> None:
+    """DataError when one Kaggle path (``train/<class>/<file>``) is two members: the tree twice.
+    (The same file name in two class folders is Kaggle's own, and is kept.)"""
+    repeats = repeated_keys(["/".join(m.split("/")[-3:]) for m in members])
+    if repeats:
+        tail, (first, second, *_) = next(iter(repeats.items()))
+        raise DataError(
+            f"{where} holds the FER-2013 tree twice: {tail} is both {members[first]} and {members[second]} "
+            f"({len(repeats)} images appear twice among its {len(members)}). Keep one copy: make the zip again "
+            "from a single train/ and test/ pair, or use the Kaggle archive.zip as downloaded."
+        )
 
 
 def _decode_gray(data: bytes, where: str) -> np.ndarray:
@@ -182,28 +196,16 @@ def _decode_gray(data: bytes, where: str) -> np.ndarray:
 
 
 def _decode_all(open_reader, names: list[str], where: str, skip: bool, workers: int):
-    """Decode every named image into one (n, 48, 48) array using ``workers`` threads.
-    ``open_reader()`` is a context manager giving a ``read(name) -> bytes`` per thread."""
+    """Decode every named image into one (n, 48, 48) array using ``workers`` threads
+    (``checks.decode_all``); the unreadable ones {i: message} when ``skip``, else a DataError."""
     pixels = np.zeros((len(names), FER_SIZE, FER_SIZE), dtype=np.uint8)
-    bad: dict[int, str] = {}
+    sources = [f"{where}{ZIP_SEP}{n}" if where.endswith(".zip") else n for n in names]
 
-    def work(chunk: np.ndarray) -> None:
-        with open_reader() as reader:
-            for i in chunk:
-                source = f"{where}{ZIP_SEP}{names[i]}" if where.endswith(".zip") else names[i]
-                try:
-                    pixels[i] = _decode_gray(reader(names[i]), source)
-                except (*DECODE_ERRORS, cv2.error, zipfile.BadZipFile, DataError) as err:  # raised or listed
-                    if not skip:
-                        raise DataError(
-                            f"cannot read FER-2013 image {source}: {err}. Replace it with an intact "
-                            "copy, or set data.skip_unreadable: true to list it in the audit instead."
-                        ) from err
-                    bad[int(i)] = f"{source}: {err}"
+    def decode(i: int, data: bytes) -> None:
+        pixels[i] = _decode_gray(data, sources[i])
 
-    chunks = np.array_split(np.arange(len(names)), max(1, workers))
-    with ThreadPoolExecutor(max_workers=len(chunks)) as pool:
-        list(pool.map(work, chunks))  # list() re-raises a worker's error
+    bad = decode_all(open_reader, names, sources, decode, workers)
+    refuse_unreadable(bad, "FER-2013", len(names), skip)
     return pixels, bad
 
 
@@ -213,7 +215,7 @@ def _kaggle_imageset(entries: pd.DataFrame, pixels, bad, origin: str) -> ImageSe
     entries, pixels = entries[keep].reset_index(drop=True), pixels[keep]
     labels = np.array([FER7.index(c) for c in entries["kaggle_class"]], dtype=np.int64)
     meta = pd.DataFrame({"kaggle_path": ["/".join(m.split("/")[-3:]) for m in entries["member"]]})
-    notes = tuple(f"unreadable, skipped: {msg}" for msg in bad.values())
+    notes = skipped_notes(bad)
     if macos:
         notes += (f"ignored {macos} macOS metadata entries (__MACOSX/, ._*): not images",)
     meta.attrs["unreadable"] = list(bad.values())

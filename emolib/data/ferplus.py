@@ -17,6 +17,7 @@ eight emotions; the majority label follows ``rule``:
 
 from __future__ import annotations
 
+import io
 from dataclasses import replace
 from importlib import resources
 from pathlib import Path
@@ -25,6 +26,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from emolib.data.checks import read_utf8
 from emolib.data.fer2013 import load_fer2013
 from emolib.data.fer_csv import SPLIT_TO_USAGE
 from emolib.data.imageset import DataError, ImageSet
@@ -43,9 +45,11 @@ def read_checked_csv(path: Path, columns: tuple[str, ...], fix: str) -> pd.DataF
     (not found, unreadable, the missing, expected and found columns) and ``fix``."""
     if not path.is_file():
         raise DataError(f"{path} not found. {fix}")
+    # a byte that is not UTF-8: DataError naming its line (a compressed .csv.gz goes to pandas as it is)
+    source = io.StringIO(read_utf8(path)) if path.suffix.lower() == ".csv" else path
     try:
-        frame = pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        frame = pd.read_csv(source)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as err:
         raise DataError(f"{path} is not a readable CSV ({err}); expected columns {list(columns)}. {fix}") from err
     missing = [c for c in columns if c not in frame.columns]
     if missing:

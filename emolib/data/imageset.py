@@ -188,17 +188,25 @@ def _open_zip(path: str, stamp: tuple[int, int]) -> zipfile.ZipFile:
 DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError)
 
 
+def decode_pixels(data: bytes, mode: str | None = None) -> np.ndarray:
+    """Encoded image bytes as uint8 ((H, W) for gray, else (H, W, 3) RGB); Pillow's error
+    (one of ``DECODE_ERRORS``) when they do not decode."""
+    with Image.open(io.BytesIO(data)) as img:
+        img.load()
+        target = mode or ("L" if img.mode in ("L", "I;16", "1") else "RGB")
+        return np.asarray(img.convert(target))
+
+
 def decode_image(data: bytes, where: str, mode: str | None = None) -> np.ndarray:
-    """Decode encoded image bytes to uint8 ((H, W) for gray, else (H, W, 3) RGB)."""
+    """``decode_pixels``, with a DataError naming ``where`` and the fix when they do not decode."""
     try:
-        with Image.open(io.BytesIO(data)) as img:
-            img.load()
-            target = mode or ("L" if img.mode in ("L", "I;16", "1") else "RGB")
-            return np.asarray(img.convert(target))
+        return decode_pixels(data, mode)
     except DECODE_ERRORS as err:
+        # the loaders check that every image decodes: this one changed since, or was never loaded
         raise DataError(
             f"cannot decode image {where}: {err}. Replace the file with an intact copy from the "
-            "data set's source, or set data.skip_unreadable: true to list it in the audit instead."
+            "data set's source and load the set again (with data.skip_unreadable: true the loader "
+            "leaves such images out, listed in the set's notes)."
         ) from err
 
 

@@ -4,8 +4,10 @@ loaded in one call, with a status row for each.
 ``load_sets(profile)`` returns a ``DataSets``: the ``ImageSet`` of every available set (by its
 profile name) and ``table``, one row per set: name, dataset (``ImageSet.name``, the
 predictions' ``dataset``), role, loader, label_set, path (what it looked for), status
-(``available`` / ``unavailable``), reason, images, classes (with at least one image), notes
-(the loader's: where it read from, the pixel cache). A set whose files are missing or
+(``available`` / ``unavailable``), reason, images, skipped (unreadable images left out under
+``data.skip_unreadable``: without a subsample, images + skipped = the images the source lists),
+classes (with at least one image), notes (the loader's: where it read from, the pixel cache or
+decode check, each skipped image). A set whose files are missing or
 unusable is an ``unavailable`` row with the loader's message; the run goes on. ``load_faces``
 and ``load_evoked`` give FER-2013 and Emotion6 as the face and evoked stages always used them
 (DataError when unavailable). Loaders dispatch through ``LOADERS``, one small function each.
@@ -19,6 +21,7 @@ from dataclasses import dataclass, replace
 import pandas as pd
 
 from emolib.config import DataSetConfig, Profile
+from emolib.data.checks import unreadable_images
 from emolib.data.emotion6 import load_emotion6
 from emolib.data.fer2013 import load_fer2013
 from emolib.data.ferplus import attach_ferplus
@@ -29,8 +32,8 @@ from emolib.data.synthetic import make_synthetic_evoked, make_synthetic_faces
 from emolib.paths import resolve_data_path
 
 AVAILABLE, UNAVAILABLE = "available", "unavailable"
-TABLE_COLUMNS = ("name", "dataset", "role", "loader", "label_set", "path", "status", "reason", "images", "classes",
-                 "notes")
+TABLE_COLUMNS = ("name", "dataset", "role", "loader", "label_set", "path", "status", "reason", "images", "skipped",
+                 "classes", "notes")
 SYNTHETIC_PATH = "synthetic stand-in (data.source: synthetic)"
 
 
@@ -39,15 +42,17 @@ def _fer2013(spec: DataSetConfig, profile: Profile) -> ImageSet:
 
 
 def _emotion6(spec: DataSetConfig, profile: Profile) -> ImageSet:
-    return load_emotion6(resolve_data_path(spec.path))
+    return load_emotion6(resolve_data_path(spec.path), skip_unreadable=profile.data.skip_unreadable)
 
 
 def _class_folders(spec: DataSetConfig, profile: Profile) -> ImageSet:
-    return load_class_folders(resolve_data_path(spec.path), spec.label_set, spec.name, spec.image_id)
+    return load_class_folders(resolve_data_path(spec.path), spec.label_set, spec.name, spec.image_id,
+                              skip_unreadable=profile.data.skip_unreadable)
 
 
 def _manifest(spec: DataSetConfig, profile: Profile) -> ImageSet:
-    return load_manifest(resolve_data_path(spec.path), spec.label_set, spec.name, spec.columns)
+    return load_manifest(resolve_data_path(spec.path), spec.label_set, spec.name, spec.columns,
+                         skip_unreadable=profile.data.skip_unreadable)
 
 
 LOADERS: dict[str, Callable[[DataSetConfig, Profile], ImageSet]] = {
@@ -132,7 +137,8 @@ def load_sets(profile: Profile) -> DataSets:
     image_sets, rows = {}, []
     for spec in profile.data.all_sets():
         row = {"name": spec.name, "dataset": "", "role": spec.role, "loader": spec.loader,
-               "label_set": spec.label_set, "status": UNAVAILABLE, "reason": "", "images": 0, "classes": 0, "notes": "",
+               "label_set": spec.label_set, "status": UNAVAILABLE, "reason": "", "images": 0, "skipped": 0,
+               "classes": 0, "notes": "",
                "path": SYNTHETIC_PATH if is_synthetic(profile, spec) else str(resolve_data_path(spec.path))}
         try:
             image_set = load_set(profile, spec.name)
@@ -141,6 +147,7 @@ def load_sets(profile: Profile) -> DataSets:
         else:
             image_sets[spec.name] = image_set
             row.update(dataset=image_set.name, status=AVAILABLE, images=len(image_set),
+                       skipped=len(unreadable_images(image_set)),
                        classes=len(set(image_set.labels[image_set.labels >= 0].tolist())),
                        notes="; ".join(image_set.notes))
         rows.append(row)

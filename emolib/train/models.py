@@ -19,8 +19,9 @@ from torchvision.models import efficientnet as tv_eff
 from torchvision.models import vgg as tv_vgg
 
 from emolib.paths import IMAGENET_WEIGHTS
+from emolib.registry import CNN_MODELS
 
-MODEL_NAMES = ("vgg19", "vgg19_bn", "resnet50", "efficientnet_b0")
+MODEL_NAMES = CNN_MODELS
 WEIGHT_ENUMS = IMAGENET_WEIGHTS
 
 

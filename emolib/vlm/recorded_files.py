@@ -45,6 +45,7 @@ each entry as a model of its own (subset ``<set>_<model>``); ``RecordedBackend.p
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,6 +55,7 @@ import pandas as pd
 
 from emolib.config import RECORDED_FILE_COLUMNS, Profile, RecordedFileConfig, VLMConfig
 from emolib.data import DataError, ImageSet, load_set
+from emolib.data.checks import read_utf8
 from emolib.labels import LabelSet, get_label_set, normalize_label
 from emolib.paths import resolve_data_path
 from emolib.predictions import NO_PREDICTION, make_predictions
@@ -86,7 +88,7 @@ def _cell(value) -> str:
 
 def _read_jsonl(path: Path) -> pd.DataFrame:
     records, rows = [], []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in enumerate(read_utf8(path).splitlines(), start=1):
         if not line.strip():
             continue
         try:
@@ -103,9 +105,10 @@ def _read_jsonl(path: Path) -> pd.DataFrame:
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
+    text = read_utf8(path)  # a byte that is not UTF-8: DataError naming its line
     try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as err:
         raise DataError(f"{path} is not a readable CSV ({err}); expected columns {list(REQUIRED_COLUMNS)} "
                         f"(+ optional ranked, y_true). {FORMAT_HELP}") from err
     return frame.assign(row=np.arange(1, len(frame) + 1))
