@@ -73,7 +73,8 @@ def bench_level(url: str, concurrency: int, n_requests: int, latency_s: float) -
     faces = make_synthetic_faces(per_class=n_requests // 7 + 1, seed=0).split("private_test")
     faces = faces.subset(np.arange(n_requests))
     endpoint = EndpointConfig(model=MODEL, base_url=url, api_key_env="EMOLIB_BENCH_NO_KEY", concurrency=concurrency)
-    backend = load_backend(f"openai:{MODEL}", VLMConfig(endpoints=(endpoint,), max_retries=0, request_timeout_s=30.0))
+    backend = load_backend(f"openai:{MODEL}", VLMConfig(openai_models=(MODEL,), endpoints=(endpoint,), max_retries=0,
+                                                          request_timeout_s=30.0))
     t0 = time.perf_counter()
     frame = backend.predict(faces, faces.label_set, "Which emotion?", "bench")
     seconds = time.perf_counter() - t0

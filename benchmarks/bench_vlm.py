@@ -24,9 +24,9 @@ import torch
 from emolib.config import VLMConfig
 from emolib.data import make_synthetic_faces
 from emolib.labels import get_label_set
-from emolib.vlm.base import ModelSpec
 from emolib.vlm.clip import ClipBackend, to_pil
 from emolib.vlm.openai_api import OpenAIBackend
+from emolib.vlm.types import ModelSpec
 
 
 def plain_clip_loop(model, preprocess, tokenizer, images: list[np.ndarray], classes: tuple[str, ...]) -> np.ndarray:

@@ -25,8 +25,9 @@ import pandas as pd
 from tabulate import tabulate
 
 from emolib.config import ConfigError, load_profile
-from emolib.vlm.base import ModelSpec, ModelUnavailable
+from emolib.vlm.base import parse_spec
 from emolib.vlm.download import RETRIES, FetchError, Hub, RemoteFile, bytes_needed
+from emolib.vlm.types import ModelUnavailable
 from emolib.vlm.weights import (
     Weight,
     clip_weight,
@@ -60,7 +61,7 @@ def resolve_targets(targets: list[str]) -> tuple[list[Weight], list[str], dict[t
     modes, skipped, asked = [], {}, set()
     for target in targets:
         if target.startswith(("clip:", "hf:")):
-            spec = ModelSpec.parse(target)
+            spec = parse_spec(target)
             found = [clip_weight(spec.model) if spec.backend == "clip" else hf_weight(spec.model)]
             if found[0] is None:
                 raise ValueError(f"{target} needs no weights (random or a local file)")

@@ -7,7 +7,7 @@ import torch
 
 from emolib.config import ConfigError, Profile, config_hash, load_profile
 from emolib.machine import DeviceError, check_device, resolve_device
-from emolib.vlm.base import ModelSpec
+from emolib.vlm.types import ModelSpec
 
 
 @pytest.mark.parametrize("name", ["smoke", "quick", "paper"])

@@ -17,7 +17,7 @@ from emolib.prompts.variants import (
     permuted_orders,
     variants_table,
 )
-from emolib.vlm.templates import generative_prompt
+from emolib.templates import generative_prompt
 
 ALL_KINDS = tuple(FAMILIES)
 

@@ -5,14 +5,18 @@ the real data) run by ``run_all.sh`` with (1) the Hub and the endpoint down: eve
 serving tiny random models under the paper's repo names; (3) ``run_all.sh`` again, without
 ``--force``: the notebooks run again because weights arrived, only the new models are computed
 (the recorded answers' rows stay as they were), every model's status row says available and
-the report shows them."""
+the report shows them. Step (3) is also run killed in the middle of notebook 04 (once the first
+new model has answered) and again: its tables and predictions are those of the uninterrupted run."""
 
 from __future__ import annotations
 
 import os
 import re
+import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -59,6 +63,40 @@ def run_all(profile: Path, env: dict) -> subprocess.CompletedProcess:
                           timeout=1200)
 
 
+# tables of what the models answered (notebooks 04, 05, 07), compared after a kill and a rerun; the
+# cost tables of notebook 06 hold timings, which differ from run to run
+ANSWER_TABLES = ("tab_04_scores", "tab_04_evoked_scores", "tab_04_parse_status", "tab_04_model_status",
+                 "tab_05_variant_scores", "tab_05_prompt_variants", "tab_07_error_counts", "tab_07_errors_alike")
+
+
+def run_killed_in_notebook_04(profile: Path, env: dict, store_dir: Path, since: pd.Timestamp) -> None:
+    """``run_all.sh`` killed (SIGKILL to its process group, kernel included) as soon as a model
+    that arrived has finished answering, while the others still wait in notebook 04's stage."""
+    run = subprocess.Popen(["bash", str(ROOT / "run_all.sh"), str(profile)], env=env, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 900
+    while time.monotonic() < deadline and run.poll() is None:
+        done = [r for r in read_cost_records(store_dir / COST_FILE) if r["phase"] == "infer"
+                and r.get("status") != "interrupted" and pd.Timestamp(r["started_at"]) >= since.floor("s")]
+        if done:
+            break
+        time.sleep(0.5)
+    assert run.poll() is None, "run_all.sh ended before a new model answered: nothing was killed"
+    os.killpg(run.pid, signal.SIGKILL)
+    run.wait()
+
+
+def answers(results: Path, loaded, monkeypatch) -> dict[str, pd.DataFrame]:
+    """The answer tables and both stages' predictions (without their timings) under ``results``."""
+    monkeypatch.setenv("EMOLIB_RESULTS_DIR", str(results))
+    tables = {name: pd.read_csv(results / "tables" / "rehearsal" / f"{name}.csv") for name in ANSWER_TABLES}
+    for name, store in (("vlm", catalog.vlm_store(loaded)), ("prompts", catalog.prompts_store(loaded))):
+        frame = read_predictions(store.path(catalog.PREDICTIONS_FILE)).drop(columns="latency_s")
+        keys = ["model", "backend", "restoration", "prompt", "seed", "subset", "image_id"]
+        tables[name] = frame.sort_values(keys, kind="stable").reset_index(drop=True)
+    return tables
+
+
 def model_status(out: Path) -> pd.DataFrame:
     return pd.read_csv(out / "tables" / "rehearsal" / "tab_04_model_status.csv", keep_default_na=False).set_index(
         "model")
@@ -99,13 +137,21 @@ def test_run_fetch_run_again_computes_only_the_models_that_arrived(hub, data_roo
     assert got == sorted(["ViT-B-32/openai", *FAMILIES]), fetched.stdout + fetched.stderr
     assert fetched.returncode == 1 and "torchvision resnet50/IMAGENET1K_V2" in fetched.stderr  # named, not fetched
 
-    # (3) again, without --force: weights arrived, so the notebooks run; only the new models compute
+    # (3) again, without --force: weights arrived, so the notebooks run; only the new models compute.
+    # The same step on a copy of the results is killed in notebook 04 and run again (3b, below).
+    killed = tmp_path / "killed"
+    shutil.copytree(out, killed)
     server = FirstLabelServer(port)
     try:
         start = pd.Timestamp.now(tz="UTC")
         up = run_all(profile, {**env, "HF_ENDPOINT": hub.endpoint})
+        monkeypatch.setenv("EMOLIB_RESULTS_DIR", str(killed))
+        again = {**env, "HF_ENDPOINT": hub.endpoint, "EMOLIB_RESULTS_DIR": str(killed)}
+        run_killed_in_notebook_04(profile, again, catalog.vlm_store(loaded).dir, pd.Timestamp.now(tz="UTC"))
+        resumed = run_all(profile, again)
     finally:
         server.close()
+        monkeypatch.setenv("EMOLIB_RESULTS_DIR", str(out))
     assert up.returncode == 0, up.stdout + up.stderr
     assert "up to date" not in up.stdout.split("[4/7]")[1]
     status = model_status(out)
@@ -127,3 +173,9 @@ def test_run_fetch_run_again_computes_only_the_models_that_arrived(hub, data_roo
     assert 'href="tables/tab_04_model_status.html"' in (report / "tables.html").read_text()
     shown = (report / "tables" / "tab_04_model_status.html").read_text()
     assert all(model in shown for model in NEW_MODELS) and "unavailable" not in shown
+
+    # (3b) killed in notebook 04 and run again: the same answers, tables and predictions
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    reference, rerun = answers(out, loaded, monkeypatch), answers(killed, loaded, monkeypatch)
+    for name, frame in reference.items():
+        pd.testing.assert_frame_equal(rerun[name], frame, obj=name)

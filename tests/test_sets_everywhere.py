@@ -32,9 +32,9 @@ from emolib.plan import profile_plan
 from emolib.predictions import make_predictions, validate_predictions
 from emolib.prompts.sweep import profile_variants, run_prompt_sweep
 from emolib.prompts.variants import FAMILIES, make_variants
+from emolib.templates import generative_prompt, generative_prompt_name, load_templates
 from emolib.vlm.base import load_backend
 from emolib.vlm.recorded_files import load_recorded_file
-from emolib.vlm.templates import generative_prompt, generative_prompt_name, load_templates
 
 LABELS = "everywhere4"  # a label set of the user's own, registered by the profile
 CLASSES = {"cheerful": "joy", "serene": "surprise", "gloomy": "sadness", "tense": "fear"}  # label: Emotion6 folder

@@ -195,7 +195,7 @@ def test_random_stand_in_is_seeded_so_two_builds_predict_the_same(faces) -> None
 
 def test_profile_chooses_clip_prompts_per_label_set(backend, faces) -> None:
     from emolib.labels import get_label_set
-    from emolib.vlm.templates import class_words, clip_templates
+    from emolib.templates import class_words, clip_templates
 
     fer7, test = get_label_set("fer7"), faces.split("private_test")
     # CLIP_benchmark's fer2013 class names (en_classnames.json), in its order: the FER-2013 folders

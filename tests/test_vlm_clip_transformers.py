@@ -10,8 +10,8 @@ import torch
 from emolib.config import VLMConfig
 from emolib.data import make_synthetic_faces
 from emolib.predictions import score_matrix, validate_predictions
+from emolib.templates import class_words, clip_templates, load_templates
 from emolib.vlm import ModelUnavailable, load_backend
-from emolib.vlm.templates import class_words, clip_templates, load_templates
 
 
 def build_tiny_clip(folder) -> None:

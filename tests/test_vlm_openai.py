@@ -20,7 +20,14 @@ import pytest
 from PIL import Image
 from smoke_stages import run_data
 
-from emolib.config import ConfigError, EndpointConfig, VLMConfig, build_config, configs_dir, load_profile
+from emolib.config import (
+    ConfigError,
+    EndpointConfig,
+    VLMConfig,
+    build_config,
+    load_profile,
+    with_endpoint_models,
+)
 from emolib.data import make_synthetic_evoked, make_synthetic_faces
 from emolib.predictions import validate_predictions, write_predictions
 from emolib.prompts.analysis import compare_constrained, constrained_status
@@ -28,8 +35,8 @@ from emolib.prompts.sweep import NO_CONSTRAINT, _sweep_model, ask_variant, not_r
 from emolib.prompts.variants import make_variants
 from emolib.recorder import CostRecorder
 from emolib.vlm import ModelSpec, ModelUnavailable, ResponseCache, load_backend, status_table
-from emolib.vlm.base import answer_table
 from emolib.vlm.openai_api import MAX_RETRY_AFTER_S, OPENAI_URL, OpenAIBackend, image_data_url, retry_after_s
+from emolib.vlm.parse import answer_table
 
 KEY_ENV = "EMOLIB_TEST_OPENAI_KEY"
 SECRET = "sk-test-DO-NOT-WRITE-7f3a9c"
@@ -211,7 +218,7 @@ def endpoint_config(server: FakeServer, **kw) -> VLMConfig:
     endpoint = {"model": "fake-vlm", "base_url": server.url, "api_key_env": KEY_ENV, "concurrency": 1,
                 **{k: kw.pop(k) for k in ("image_format", "image_max_side", "concurrency", "guided") if k in kw}}
     settings = {"max_retries": 0, "retry_base_s": 0.01, "request_timeout_s": 5.0, **kw}
-    return VLMConfig(endpoints=(EndpointConfig(**endpoint),), **settings)
+    return VLMConfig(openai_models=("fake-vlm",), endpoints=(EndpointConfig(**endpoint),), **settings)
 
 
 def test_every_server_fault_is_an_uncached_error_row_and_the_next_run_fills_it(server, tmp_path) -> None:
@@ -317,23 +324,25 @@ def test_constrained_decoding_sends_the_label_words_and_is_cached_apart(server, 
 
 
 def test_endpoints_in_a_profile() -> None:
-    vlm = build_config(VLMConfig, {"openai_models": ["gpt-4o"], "endpoints": [
+    raw = {"openai_models": ["gpt-4o"], "endpoints": [
         {"model": "Qwen/Qwen2-VL-7B-Instruct", "base_url": "http://127.0.0.1:8000/v1", "api_key_env": "VLLM_KEY",
-         "image_max_side": 448, "image_format": "jpeg", "concurrency": 16, "guided": "choice"}]})
+         "image_max_side": 448, "image_format": "jpeg", "concurrency": 16, "guided": "choice"}]}
+    with pytest.raises(ConfigError, match=r"add the endpoint model\(s\) \['Qwen/Qwen2-VL-7B-Instruct'\]"):
+        build_config(VLMConfig, raw)  # built by hand, the list must name them
+    vlm = build_config(VLMConfig, with_endpoint_models({"vlm": raw})["vlm"])  # as load_profile reads a profile
     assert vlm.openai_models == ("gpt-4o", "Qwen/Qwen2-VL-7B-Instruct")  # endpoint models join the list
     qwen = vlm.endpoint("Qwen/Qwen2-VL-7B-Instruct")
     assert (qwen.concurrency, qwen.image_format, qwen.image_max_side, qwen.guided) == (16, "jpeg", 448, "choice")
     legacy = vlm.endpoint("gpt-4o")  # no endpoint: openai_base_url (null: OpenAI), as before
     assert legacy.base_url == "https://api.openai.com/v1" and legacy.concurrency == vlm.concurrency
     with pytest.raises(ConfigError, match="more than one endpoint"):
-        VLMConfig(endpoints=(EndpointConfig("m", "http://a/v1"), EndpointConfig("m", "http://b/v1")))
+        VLMConfig(openai_models=("m",),
+                  endpoints=(EndpointConfig("m", "http://a/v1"), EndpointConfig("m", "http://b/v1")))
     with pytest.raises(ConfigError, match="not one of"):
         build_config(EndpointConfig, {"model": "m", "base_url": "http://a/v1", "image_format": "webp"})
     with pytest.raises(ConfigError, match="http"):
         EndpointConfig("m", "127.0.0.1:8000/v1")
-    import yaml
-
-    paper = build_config(VLMConfig, yaml.safe_load((configs_dir() / "paper.yaml").read_text())["vlm"])
+    paper = load_profile("paper", check_machine=False).vlm
     assert "gpt-4o" in paper.openai_models and paper.endpoint("gpt-4o").base_url == "https://api.openai.com/v1"
 
 

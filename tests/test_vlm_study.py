@@ -13,9 +13,9 @@ from emolib import catalog
 from emolib.config import load_profile
 from emolib.paths import RESULTS_ENV_VAR
 from emolib.predictions import NO_PROMPT, make_predictions, read_predictions
-from emolib.vlm.base import DEFAULT_PROMPT, RANDOM_FLAG
 from emolib.vlm.scores import head_to_head, parse_status_table, score_table, seed_claims_table
 from emolib.vlm.stage import run_zero_shot
+from emolib.vlm.types import DEFAULT_PROMPT, RANDOM_FLAG
 
 
 @pytest.mark.slow

@@ -17,7 +17,7 @@ import torch
 from tokenizers import Tokenizer, models, pre_tokenizers, processors
 
 from emolib.labels import LABEL_SETS
-from emolib.vlm.templates import load_templates
+from emolib.templates import load_templates
 
 # The chat templates of the model repos (llava-1.5-7b-hf, llava-v1.6-mistral-7b-hf, Qwen2-VL /
 # Qwen2.5-VL Instruct, Idefics3-8B-Llama3); Gemma 3's is transformers' test copy of gemma-3-it's

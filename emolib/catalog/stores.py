@@ -4,11 +4,13 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 import pandas as pd
+import yaml
 
 from emolib.config import Profile, config_hash, to_dict
 from emolib.machine import Machine, plan_machine
@@ -110,10 +112,11 @@ def vlm_store(profile: Profile) -> StageStore:
 
 
 def templates_hash() -> str:
-    """sha256 (16 hex) of the VLM and prompt-variant templates: a changed prompt is a new run."""
+    """sha256 (16 hex) of the VLM and prompt-variant templates as data (a comment or a layout
+    change of the YAML is no new run; a changed prompt is)."""
     package = resources.files("emolib")
-    blob = b"".join((package / part).read_bytes() for part in ("vlm/templates.yaml", "prompts/variants.yaml"))
-    return hashlib.sha256(blob).hexdigest()[:16]
+    data = [yaml.safe_load((package / part).read_text()) for part in ("templates.yaml", "prompts/variants.yaml")]
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def prompts_store(profile: Profile) -> StageStore:

@@ -35,7 +35,8 @@ from emolib.quiet import progress_bar
 from emolib.recorder import CostRecorder
 from emolib.store import StageStore, write_parquet
 from emolib.train.models import in_channels_of
-from emolib.vlm.base import ModelSpec, ModelUnavailable, load_backend
+from emolib.vlm.base import load_backend
+from emolib.vlm.types import ModelSpec, ModelUnavailable
 
 
 def make_image_runner(build: Callable[[str], nn.Module], checkpoint: Path,

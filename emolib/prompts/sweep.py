@@ -49,10 +49,11 @@ from emolib.prompts.sets import NOT_RUN, SET_COLUMNS, order_set, set_row, sweep_
 from emolib.prompts.variants import PromptVariant, make_variants, variants_table
 from emolib.recorder import CostRecorder
 from emolib.store import StageStore, write_json, write_text
-from emolib.vlm.base import AVAILABLE, ModelSpec, model_status
+from emolib.vlm.base import model_status
 from emolib.vlm.cache import ResponseCache, cache_path
 from emolib.vlm.parse import parse_answer
 from emolib.vlm.recorded_files import recorded_file_subset
+from emolib.vlm.types import AVAILABLE, ModelSpec
 
 STAGE = "prompts"
 NOT_RUN_COLUMNS = ["backend", "model", "dataset", "subset", "prompt", "guided", "reason"]

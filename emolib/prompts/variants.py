@@ -1,7 +1,7 @@
 """Prompt variants of the prompt-sensitivity study (notebook 05), generated from templates.
 
 The base prompt is the VLM stage's generative prompt of a label set
-(``emolib.vlm.templates.generative_prompt``, templates in ``emolib/vlm/templates.yaml``: a built-in
+(``emolib.templates.generative_prompt``, templates in ``emolib/templates.yaml``: a built-in
 set's default, or the profile's ``vlm.generative_prompts`` choice, passed as ``selection``, which
 names the prompt of a label set of the user's own); every other variant is derived from it with
 the data in ``emolib/prompts/variants.yaml``:
@@ -37,7 +37,7 @@ import yaml
 
 from emolib.labels import LabelSet
 from emolib.registry import PROMPT_FAMILIES
-from emolib.vlm.templates import generative_template, render_prompt
+from emolib.templates import generative_template, render_prompt
 
 VARIANTS_FILE = Path(__file__).resolve().parent / "variants.yaml"
 FAMILIES = PROMPT_FAMILIES

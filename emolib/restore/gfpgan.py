@@ -31,28 +31,8 @@ from emolib.compat import import_gfpgan
 from emolib.registry import GFPGAN_WEIGHT_FILES
 from emolib.restore.base import Restorer, RestorerUnavailable, match_mode, resize_image, to_rgb
 
-RELEASE = "https://github.com/TencentARC/GFPGAN/releases/download/v1.3.0"
 WEIGHT_FILES = GFPGAN_WEIGHT_FILES
 FACE_SIZE = 512
-
-
-def default_weights_dir() -> Path:
-    """torch hub's checkpoint folder (``~/.cache/torch/hub/checkpoints`` by default)."""
-    import torch
-
-    return Path(torch.hub.get_dir()) / "checkpoints"
-
-
-def weights_path(backend: str, weights_dir: str | Path | None) -> Path:
-    """Where the .pth of ``backend`` is expected (it need not exist)."""
-    if backend not in WEIGHT_FILES:
-        raise ValueError(f"unknown GFPGAN backend {backend!r}; known: {sorted(WEIGHT_FILES)}")
-    folder = Path(weights_dir).expanduser() if weights_dir else default_weights_dir()
-    return folder / WEIGHT_FILES[backend]
-
-
-def weights_url(backend: str) -> str:
-    return f"{RELEASE}/{WEIGHT_FILES[backend]}"
 
 
 def gfpgan_status(backend: str, weights_dir: str | Path | None, mode: str = "auto") -> tuple[bool, str]:
@@ -85,12 +65,12 @@ def ensure_weights(backend: str, weights_dir: str | Path | None, mode: str = "au
     """Path of the backend's .pth, fetched first when missing (``mode`` auto: resumable,
     verified, from ``EMOLIB_WEIGHTS_MIRROR`` when set; offline: never); RestorerUnavailable
     with the reason and the fetch command when it cannot be had."""
-    from emolib.vlm.base import ModelUnavailable
-    from emolib.vlm.weights import ensure_weight, gfpgan_weight
+    from emolib.vlm.types import ModelUnavailable
+    from emolib.vlm.weights import ensure_weight, gfpgan_weight, gfpgan_weights_path
 
     try:
         return ensure_weight(gfpgan_weight(backend, weights_dir), f"no {backend} weights at "
-                             f"{weights_path(backend, weights_dir)}", mode)[0]
+                             f"{gfpgan_weights_path(backend, weights_dir)}", mode)[0]
     except ModelUnavailable as err:
         raise RestorerUnavailable(str(err)) from None
 

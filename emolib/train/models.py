@@ -18,11 +18,9 @@ from torchvision import models as tvm
 from torchvision.models import efficientnet as tv_eff
 from torchvision.models import vgg as tv_vgg
 
-from emolib.paths import IMAGENET_WEIGHTS
 from emolib.registry import CNN_MODELS
 
 MODEL_NAMES = CNN_MODELS
-WEIGHT_ENUMS = IMAGENET_WEIGHTS
 
 
 @dataclass(frozen=True)
@@ -152,7 +150,7 @@ def load_imagenet_weights(model: nn.Module, name: str, mode: str = "auto") -> We
     had this returns ``used="scratch"`` with the reason and the fetch command."""
     import torch
 
-    from emolib.vlm.base import ModelUnavailable
+    from emolib.vlm.types import ModelUnavailable
     from emolib.vlm.weights import ensure_weight, torchvision_weight
 
     weight = torchvision_weight(name)

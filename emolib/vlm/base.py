@@ -12,62 +12,13 @@ model calls.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Protocol
 
 import pandas as pd
 
 from emolib.config import VLMConfig
 from emolib.data import ImageSet
 from emolib.labels import LabelSet
-from emolib.predictions import image_columns, make_predictions
-
-RANDOM_FLAG = "random weights — measures nothing"
-DEFAULT_PROMPT = "default"  # the stage's own prompt (templates.yaml); variants are named in emolib.prompts
-AVAILABLE, UNAVAILABLE = "available", "unavailable"
-
-
-class ModelUnavailable(RuntimeError):
-    """A model that cannot be used here; ``str(err)`` is the reason shown in the status table."""
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """``backend`` (clip | hf | openai | recorded) and the backend's own model name."""
-
-    backend: str
-    model: str
-
-    @classmethod
-    def parse(cls, text: str) -> ModelSpec:
-        backend, sep, model = text.partition(":")
-        if not sep or backend not in BACKEND_NAMES:
-            raise ValueError(f"model spec {text!r} must be '<backend>:<model>', backend in {BACKEND_NAMES}")
-        return cls(backend, model)
-
-    def __str__(self) -> str:
-        return f"{self.backend}:{self.model}"
-
-    @property
-    def is_random(self) -> bool:
-        return (self.backend == "clip" and self.model.endswith("/random")) or self.model.startswith("tiny-random")
-
-    @property
-    def note(self) -> str:
-        """What a table must say beside this model's numbers ('' for real weights)."""
-        return RANDOM_FLAG if self.is_random else ""
-
-
-class Backend(Protocol):
-    """What every backend offers."""
-
-    spec: ModelSpec
-
-    def predict(self, image_set: ImageSet, label_set: LabelSet, prompt: str | tuple[str, ...] | None,
-                prompt_name: str) -> pd.DataFrame: ...
-
-
-BACKEND_NAMES = ("clip", "hf", "openai", "recorded")
+from emolib.vlm.types import AVAILABLE, DEFAULT_PROMPT, UNAVAILABLE, Backend, ModelSpec, ModelUnavailable
 
 
 def model_specs(config: VLMConfig) -> list[ModelSpec]:
@@ -102,9 +53,21 @@ def _load_recorded(spec: ModelSpec, config: VLMConfig, cache, device: str, weigh
     return load_recorded_backend(spec, config, cache=cache, device=device)
 
 
-# each backend's loader, imported on first use (torch and transformers only when needed)
+# The registry of backends: a new backend joins here, with one loader that imports its module on
+# first use (torch and transformers only when needed). Its module imports emolib.vlm.types, never
+# this one, so no import goes round in a circle.
 LOADERS: dict[str, Callable[..., Backend]] = {"clip": _load_clip, "hf": _load_hf, "openai": _load_openai,
                                               "recorded": _load_recorded}
+BACKEND_NAMES = tuple(LOADERS)
+
+
+def parse_spec(text: str) -> ModelSpec:
+    """``"clip:ViT-B-32/openai"`` -> ModelSpec("clip", "ViT-B-32/openai"); ValueError naming the
+    registered backends for anything else."""
+    backend, sep, model = text.partition(":")
+    if not sep or backend not in LOADERS:
+        raise ValueError(f"model spec {text!r} must be '<backend>:<model>', backend in {BACKEND_NAMES}")
+    return ModelSpec(backend, model)
 
 
 def load_backend(spec: ModelSpec | str, config: VLMConfig, cache=None, device: str = "cpu",
@@ -112,7 +75,7 @@ def load_backend(spec: ModelSpec | str, config: VLMConfig, cache=None, device: s
     """A ready backend for ``spec``; raises ``ModelUnavailable`` with the reason. ``weights``
     is the profile's ``weights`` setting: ``auto`` fetches missing weights on first use,
     ``offline`` never downloads (a missing model is unavailable with the fetch command)."""
-    spec = ModelSpec.parse(spec) if isinstance(spec, str) else spec
+    spec = parse_spec(spec) if isinstance(spec, str) else spec
     return LOADERS[spec.backend](spec, config, cache, device, weights)
 
 
@@ -157,25 +120,3 @@ def predict(backend_model: ModelSpec | str | Backend, image_set: ImageSet, label
     elif cache is not None:
         backend_model.cache = cache
     return backend_model.predict(image_set, label_set, prompt, prompt_name)
-
-
-def answer_table(image_set: ImageSet, label_set: LabelSet, spec: ModelSpec, prompt_name: str,
-                 answers: list[str | None], latency_s: list[float], errors: list[str | None],
-                 embedder=None, threshold: float = 0.6) -> pd.DataFrame:
-    """Predictions table of free-text answers (one per image, in image-set order).
-
-    ``errors[i]`` set: the call failed after its retries -> ``parse_status == "error"``,
-    ``y_pred == -1`` and the error text in ``raw_response``. Else the answer is parsed with
-    ``parse_answer`` (unparseable answers stay in the table with ``y_pred == -1``).
-    ``seed`` is 0: decoding is greedy, nothing is drawn at random.
-    """
-    from emolib.vlm.parse import parse_answer
-
-    parsed = [None if err else parse_answer(ans, label_set, embedder, threshold)
-              for ans, err in zip(answers, errors, strict=True)]
-    return make_predictions(
-        **image_columns(image_set) | {"label_set": label_set.name},
-        y_pred=[-1 if p is None else p.label for p in parsed], model=spec.model,
-        backend=spec.backend, prompt=prompt_name, seed=0,
-        raw_response=[err or ans for ans, err in zip(answers, errors, strict=True)],
-        parse_status=["error" if p is None else p.status for p in parsed], latency_s=latency_s)

@@ -1,7 +1,9 @@
 """SQLite cache of model responses, keyed by (backend, model, prompt text, image hash,
 generation settings).
 
-Each answer is committed as soon as it arrives, so an interrupted run resumes where it
+Every backend looks its answers up the same way: ``look_up`` gives the keys of a call's images,
+what the cache holds and what is left to compute (``Lookup.todo``), and ``Lookup.put`` stores a
+new answer. Each answer is committed as soon as it arrives, so an interrupted run resumes where it
 stopped and a rerun makes no model calls. Errors are not cached (a rerun retries them).
 Thread-safe: one connection guarded by a lock (the OpenAI backend writes from threads).
 """
@@ -13,7 +15,7 @@ import json
 import sqlite3
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -86,3 +88,39 @@ class ResponseCache:
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+
+
+@dataclass
+class Lookup:
+    """The cache lookups of one call of a backend: per image its key and what the cache held
+    (None: to compute). ``cache`` None: nothing is cached, everything is computed."""
+
+    cache: ResponseCache | None
+    backend: str
+    model: str
+    prompt: str
+    settings: dict[str, Any]
+    hashes: list[str]
+    keys: list[str] = field(default_factory=list)
+    found: list[CachedResponse | None] = field(default_factory=list)
+
+    @property
+    def todo(self) -> list[int]:
+        """Positions of the images the cache has no answer for."""
+        return [i for i, hit in enumerate(self.found) if hit is None]
+
+    def put(self, i: int, response: str, latency_s: float) -> None:
+        """Store the answer to image ``i`` (committed at once)."""
+        if self.cache is not None:
+            self.cache.put(self.keys[i], response, latency_s, self.backend, self.model, self.hashes[i], self.prompt,
+                           self.settings)
+
+
+def look_up(cache: ResponseCache | None, backend: str, model: str, prompt: str, hashes: list[str],
+            settings: dict[str, Any], key_model: str | None = None) -> Lookup:
+    """Look up the answers of ``model`` to ``prompt`` for the images of ``hashes`` under the
+    generation ``settings``; ``key_model``: what names the model in the key when it is more than
+    its name (an endpoint's ``base_url|model``)."""
+    keys = [cache_key(backend, key_model or model, prompt, h, settings) for h in hashes]
+    found = [cache.get(k) if cache is not None else None for k in keys]
+    return Lookup(cache, backend, model, prompt, settings, list(hashes), keys, found)

@@ -36,9 +36,9 @@ from emolib.data import ImageSet, image_hash
 from emolib.labels import LabelSet
 from emolib.predictions import image_columns, make_predictions
 from emolib.quiet import progress_bar, quiet_logging
-from emolib.vlm.base import ModelSpec, ModelUnavailable
-from emolib.vlm.cache import cache_key
-from emolib.vlm.templates import check_clip_prompts, class_words, clip_prompts_for, clip_templates
+from emolib.templates import check_clip_prompts, class_words, clip_prompts_for, clip_templates
+from emolib.vlm.cache import look_up
+from emolib.vlm.types import ModelSpec, ModelUnavailable
 
 WEIGHT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors")
 RANDOM_WEIGHTS_SEED = 0  # random-weight stand-ins: same weights, same predictions, every run
@@ -248,24 +248,20 @@ class ClipBackend:
         text = self.text_features(label_set, templates)
         prompt_text = json.dumps([templates, class_words(label_set, prompts)])
         images = image_set.images()
-        keys = [cache_key("clip", self.spec.model, prompt_text, image_hash(im), {"zero_shot": 1})
-                for im in images]
-        cached = [self.cache.get(k) if self.cache is not None else None for k in keys]
-        todo = [i for i, c in enumerate(cached) if c is None]
+        calls = look_up(self.cache, "clip", self.spec.model, prompt_text, [image_hash(im) for im in images],
+                        {"zero_shot": 1})
         scores = np.zeros((len(images), len(label_set)))
         latency = np.zeros(len(images))
-        for i, c in enumerate(cached):
-            if c is not None:
-                scores[i], latency[i] = json.loads(c.response), c.latency_s
-        if todo:
+        for i, hit in enumerate(calls.found):
+            if hit is not None:
+                scores[i], latency[i] = json.loads(hit.response), hit.latency_s
+        if todo := calls.todo:
             t0 = time.perf_counter()
             new = self.scores(self.image_features([images[i] for i in todo]), text)
             per_image = (time.perf_counter() - t0) / len(todo)
             for j, i in enumerate(todo):
                 scores[i], latency[i] = new[j], per_image
-                if self.cache is not None:
-                    self.cache.put(keys[i], json.dumps(new[j].tolist()), per_image, "clip",
-                                   self.spec.model, image_hash(images[i]), prompt_text)
+                calls.put(i, json.dumps(new[j].tolist()), per_image)
         return make_predictions(
             **image_columns(image_set) | {"label_set": label_set.name},
             y_pred=scores.argmax(axis=1), scores=list(scores), model=self.spec.model, backend="clip",

@@ -43,12 +43,12 @@ from emolib.config import VLMConfig
 from emolib.data import ImageSet, image_hash
 from emolib.labels import LABEL_SETS, LabelSet
 from emolib.quiet import progress_bar
+from emolib.templates import generative_prompt, load_templates
 from emolib.vlm import hf_families
-from emolib.vlm.base import ModelSpec, ModelUnavailable, answer_table
-from emolib.vlm.cache import cache_key
+from emolib.vlm.cache import Lookup, look_up
 from emolib.vlm.clip import to_pil
-from emolib.vlm.parse import lazy_embedder
-from emolib.vlm.templates import generative_prompt, load_templates
+from emolib.vlm.parse import answer_table, lazy_embedder
+from emolib.vlm.types import ModelSpec, ModelUnavailable
 
 TINY_MODEL = "tiny-random-llava"
 TINY_CHAT_TEMPLATE = (
@@ -184,11 +184,11 @@ class HFBackend:
         new = out[:, inputs["input_ids"].shape[1]:]
         return self.processor.batch_decode(new, skip_special_tokens=True)
 
-    def answer_all(self, images: list[np.ndarray], todo: list[int], prompt: str, keys: list[str]):
-        """Yield (i, answer, seconds per image) for every ``images[i]``, i in ``todo``, a batch at a
-        time, each answer cached as its batch ends. A CUDA out-of-memory error halves the batch
+    def answer_all(self, images: list[np.ndarray], calls: Lookup, prompt: str):
+        """Yield (i, answer, seconds per image) for every ``images[i]``, i in ``calls.todo``, a batch
+        at a time, each answer cached as its batch ends. A CUDA out-of-memory error halves the batch
         and retries it (at batch 1 it is raised)."""
-        start = 0
+        start, todo = 0, calls.todo
         with progress_bar(total=len(todo), desc=f"hf {self.spec.model}", leave=False) as bar:
             while start < len(todo):
                 size = min(self.config.batch_size, self.max_batch or self.config.batch_size)
@@ -204,9 +204,7 @@ class HFBackend:
                     continue
                 per_image = (time.perf_counter() - t0) / len(chunk)
                 for i, text in zip(chunk, texts, strict=True):
-                    if self.cache is not None:
-                        self.cache.put(keys[i], text, per_image, "hf", self.spec.model, image_hash(images[i]),
-                                       prompt, self.settings)
+                    calls.put(i, text, per_image)
                     yield i, text, per_image
                 start += len(chunk)
                 bar.update(len(chunk))
@@ -215,12 +213,10 @@ class HFBackend:
                 prompt_name: str) -> pd.DataFrame:
         prompt = prompt or generative_prompt(label_set, selection=self.config.generative_prompts)
         images = image_set.images()
-        keys = [cache_key("hf", self.spec.model, prompt, image_hash(im), self.settings) for im in images]
-        hits = [self.cache.get(k) if self.cache is not None else None for k in keys]
-        answers = [h.response if h else None for h in hits]
-        latency = [h.latency_s if h else np.nan for h in hits]
-        todo = [i for i, h in enumerate(hits) if h is None]
-        for i, text, seconds in self.answer_all(images, todo, prompt, keys):
+        calls = look_up(self.cache, "hf", self.spec.model, prompt, [image_hash(im) for im in images], self.settings)
+        answers = [h.response if h else None for h in calls.found]
+        latency = [h.latency_s if h else np.nan for h in calls.found]
+        for i, text, seconds in self.answer_all(images, calls, prompt):
             answers[i], latency[i] = text, seconds
         return answer_table(image_set, label_set, self.spec, prompt_name, answers, latency,
                             [None] * len(images), self.embedder, self.config.embedding_threshold)

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from emolib.vlm.base import ModelUnavailable
+from emolib.vlm.types import ModelUnavailable
 
 NESTED_IMAGES = ("Idefics2Processor", "Idefics3Processor", "SmolVLMProcessor", "Gemma3Processor")
 PLAIN_PROMPT = ("PaliGemmaProcessor",)

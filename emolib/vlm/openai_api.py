@@ -47,10 +47,10 @@ from emolib.config import EndpointConfig, VLMConfig
 from emolib.data import ImageSet, image_hash
 from emolib.labels import LabelSet
 from emolib.quiet import progress_bar
-from emolib.vlm.base import ModelSpec, ModelUnavailable, answer_table
-from emolib.vlm.cache import cache_key
-from emolib.vlm.parse import lazy_embedder
-from emolib.vlm.templates import generative_prompt
+from emolib.templates import generative_prompt
+from emolib.vlm.cache import look_up
+from emolib.vlm.parse import answer_table, lazy_embedder
+from emolib.vlm.types import ModelSpec, ModelUnavailable
 
 OPENAI_URL = "https://api.openai.com/v1"
 RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
@@ -208,14 +208,13 @@ class OpenAIBackend:
 
     def answer(self, image: np.ndarray, prompt: str, words: tuple[str, ...] = ()) -> Answer:
         """One image's answer, from the cache or the endpoint (cached only when it succeeded)."""
-        settings = self.settings
-        key = cache_key("openai", f"{self.base_url}|{self.spec.model}", prompt, image_hash(image), settings)
-        hit = self.cache.get(key) if self.cache is not None else None
-        if hit is not None:
+        calls = look_up(self.cache, "openai", self.spec.model, prompt, [image_hash(image)], self.settings,
+                        key_model=f"{self.base_url}|{self.spec.model}")
+        if (hit := calls.found[0]) is not None:
             return hit.response, hit.latency_s, None
         text, latency, error = self.call(self.request_body(prompt, image, words))
-        if error is None and self.cache is not None:
-            self.cache.put(key, text, latency, "openai", self.spec.model, image_hash(image), prompt, settings)
+        if error is None:
+            calls.put(0, text, latency)
         return text, latency, error
 
     @_count_errors

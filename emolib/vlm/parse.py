@@ -30,8 +30,12 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
+import pandas as pd
 
+from emolib.data import ImageSet
 from emolib.labels import SYNONYMS, LabelSet, normalize_label
+from emolib.predictions import image_columns, make_predictions
+from emolib.vlm.types import ModelSpec
 
 PREDICTION_KEYS = ("prediction", "predicted_emotion", "predicted emotion", "emotion", "label",
                    "answer", "class", "category", "predicted_label", "result")
@@ -287,3 +291,23 @@ def _answer_phrase(text: str, leftover: str | None) -> tuple[str | None, str | N
 def lazy_embedder() -> Embedder:
     """An embedder that loads the SBERT model only when an answer first needs it."""
     return lambda texts: load_embedder()(texts)
+
+
+def answer_table(image_set: ImageSet, label_set: LabelSet, spec: ModelSpec, prompt_name: str,
+                 answers: list[str | None], latency_s: list[float], errors: list[str | None],
+                 embedder=None, threshold: float = 0.6) -> pd.DataFrame:
+    """Predictions table of free-text answers (one per image, in image-set order).
+
+    ``errors[i]`` set: the call failed after its retries -> ``parse_status == "error"``,
+    ``y_pred == -1`` and the error text in ``raw_response``. Else the answer is parsed with
+    ``parse_answer`` (unparseable answers stay in the table with ``y_pred == -1``).
+    ``seed`` is 0: decoding is greedy, nothing is drawn at random.
+    """
+    parsed = [None if err else parse_answer(ans, label_set, embedder, threshold)
+              for ans, err in zip(answers, errors, strict=True)]
+    return make_predictions(
+        **image_columns(image_set) | {"label_set": label_set.name},
+        y_pred=[-1 if p is None else p.label for p in parsed], model=spec.model,
+        backend=spec.backend, prompt=prompt_name, seed=0,
+        raw_response=[err or ans for ans, err in zip(answers, errors, strict=True)],
+        parse_status=["error" if p is None else p.status for p in parsed], latency_s=latency_s)

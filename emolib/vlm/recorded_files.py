@@ -59,8 +59,8 @@ from emolib.data.checks import read_utf8
 from emolib.labels import LabelSet, get_label_set, normalize_label
 from emolib.paths import resolve_data_path
 from emolib.predictions import NO_PREDICTION, make_predictions
-from emolib.vlm.base import AVAILABLE, UNAVAILABLE
 from emolib.vlm.parse import parse_answer
+from emolib.vlm.types import AVAILABLE, UNAVAILABLE
 
 RECORDED_PROMPT = "recorded"  # the prompt of the study that recorded the answers
 REQUIRED_COLUMNS = ("image_id", "raw_answer")

@@ -17,7 +17,7 @@ from emolib import catalog
 from emolib.config import Profile
 from emolib.metrics import classification_scores, summarize
 from emolib.stats import bootstrap_ci
-from emolib.vlm.base import ModelSpec
+from emolib.vlm.types import ModelSpec
 
 # The seed study's reported FER-2013 accuracies, and the model entries that correspond.
 SEED_CLAIMS = (

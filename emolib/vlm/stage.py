@@ -33,10 +33,11 @@ from emolib.recorder import CostRecorder
 from emolib.store import StageStore, write_json, write_parquet, write_text
 from emolib.vlm import recorded as rec
 from emolib.vlm import recorded_files as rec_files
-from emolib.vlm.base import AVAILABLE, DEFAULT_PROMPT, ModelSpec, model_specs, model_status
+from emolib.vlm.base import model_specs, model_status
 from emolib.vlm.cache import ResponseCache, cache_path
 from emolib.vlm.parse import lazy_embedder
 from emolib.vlm.probe import fit_linear_probe
+from emolib.vlm.types import AVAILABLE, DEFAULT_PROMPT, ModelSpec
 
 STAGE = "vlm"
 

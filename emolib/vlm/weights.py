@@ -34,8 +34,10 @@ import httpx
 from huggingface_hub import constants
 
 from emolib.config import Profile
-from emolib.vlm.base import ModelSpec, ModelUnavailable
+from emolib.paths import IMAGENET_WEIGHTS
+from emolib.registry import GFPGAN_WEIGHT_FILES
 from emolib.vlm.download import FetchError, Hub, RemoteFile, fetch_file
+from emolib.vlm.types import ModelSpec, ModelUnavailable
 
 MODES = ("auto", "offline")
 SKIP = (".gitattributes", "*.md", "*.png", "*.jpg", "*.jpeg", "*.gif", "*.h5", "*.msgpack", "*.onnx",
@@ -127,19 +129,36 @@ def torchvision_weight(cnn: str) -> Weight:
     import torch
     from torchvision import models as tvm
 
-    from emolib.train.models import WEIGHT_ENUMS
-
-    enum = getattr(tvm, WEIGHT_ENUMS[cnn]).DEFAULT
+    enum = getattr(tvm, IMAGENET_WEIGHTS[cnn]).DEFAULT
     name = Path(enum.url).name
     found = torch.hub.HASH_REGEX.search(name)
-    return Weight("torchvision", f"{cnn}/{enum.name}", Path(torch.hub.get_dir()) / "checkpoints" / name, url=enum.url,
+    return Weight("torchvision", f"{cnn}/{enum.name}", torch_hub_checkpoints() / name, url=enum.url,
                   sha256=found.group(1) if found else None, approx_bytes=int(enum.meta["_file_size"] * 2**20))
 
 
-def gfpgan_weight(backend: str, weights_dir: str | None) -> Weight:
-    from emolib.restore.gfpgan import weights_path, weights_url
+GFPGAN_RELEASE = "https://github.com/TencentARC/GFPGAN/releases/download/v1.3.0"
 
-    return Weight("gfpgan", backend, weights_path(backend, weights_dir), url=weights_url(backend),
+
+def torch_hub_checkpoints() -> Path:
+    """torch hub's checkpoint folder (``~/.cache/torch/hub/checkpoints`` by default), where
+    torchvision's ImageNet weights and, by default, GFPGAN's live."""
+    import torch
+
+    return Path(torch.hub.get_dir()) / "checkpoints"
+
+
+def gfpgan_weights_path(backend: str, weights_dir: str | Path | None) -> Path:
+    """Where the .pth of GFPGAN ``backend`` is expected (it need not exist): ``weights_dir``
+    (``restoration.gfpgan_weights_dir``), else torch hub's checkpoints."""
+    if backend not in GFPGAN_WEIGHT_FILES:
+        raise ValueError(f"unknown GFPGAN backend {backend!r}; known: {sorted(GFPGAN_WEIGHT_FILES)}")
+    folder = Path(weights_dir).expanduser() if weights_dir else torch_hub_checkpoints()
+    return folder / GFPGAN_WEIGHT_FILES[backend]
+
+
+def gfpgan_weight(backend: str, weights_dir: str | None) -> Weight:
+    return Weight("gfpgan", backend, gfpgan_weights_path(backend, weights_dir),
+                  url=f"{GFPGAN_RELEASE}/{GFPGAN_WEIGHT_FILES[backend]}",
                   approx_bytes=APPROX_BYTES[("gfpgan", backend)])
 
 

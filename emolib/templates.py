@@ -1,4 +1,4 @@
-"""Prompt templates of the VLM stage, read from ``emolib/vlm/templates.yaml`` (data, not code).
+"""Prompt templates of the VLM stage, read from ``emolib/templates.yaml`` (data, not code).
 
 API (stable; the prompt study of notebook 05 builds on it):
 
