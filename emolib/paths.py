@@ -37,31 +37,31 @@ def _output_base() -> Path:
     return Path(raw).expanduser().resolve() if raw else PROJECT_ROOT
 
 
-def _profile_dir(kind: str, profile: str, ensure: bool) -> Path:
-    path = _output_base() / kind / profile
+def _profile_dir(kind: str, profile_name: str, ensure: bool) -> Path:
+    path = _output_base() / kind / profile_name
     if ensure:
         path.mkdir(parents=True, exist_ok=True)
     return path
 
 
-def results_dir(profile: str, ensure: bool = True) -> Path:
-    """``results/<profile>/``: caches, stage outputs, executed notebooks."""
-    return _profile_dir("results", profile, ensure)
+def results_dir(profile_name: str, ensure: bool = True) -> Path:
+    """``results/<profile_name>/``: caches, stage outputs, executed notebooks."""
+    return _profile_dir("results", profile_name, ensure)
 
 
-def figures_dir(profile: str, ensure: bool = True) -> Path:
-    """``figures/<profile>/``: ``fig_NN_<what>.png`` written by notebook NN."""
-    return _profile_dir("figures", profile, ensure)
+def figures_dir(profile_name: str, ensure: bool = True) -> Path:
+    """``figures/<profile_name>/``: ``fig_NN_<what>.png`` written by notebook NN."""
+    return _profile_dir("figures", profile_name, ensure)
 
 
-def tables_dir(profile: str, ensure: bool = True) -> Path:
-    """``tables/<profile>/``: ``tab_NN_<what>.{csv,md}`` written by notebook NN."""
-    return _profile_dir("tables", profile, ensure)
+def tables_dir(profile_name: str, ensure: bool = True) -> Path:
+    """``tables/<profile_name>/``: ``tab_NN_<what>.{csv,md}`` written by notebook NN."""
+    return _profile_dir("tables", profile_name, ensure)
 
 
-def stage_dir(profile: str, stage: str, config_hash: str, ensure: bool = True) -> Path:
-    """``results/<profile>/<stage>/<config_hash>/``: one stage's outputs for one config."""
-    path = results_dir(profile, ensure=False) / stage / config_hash
+def stage_dir(profile_name: str, stage: str, config_hash: str, ensure: bool = True) -> Path:
+    """``results/<profile_name>/<stage>/<config_hash>/``: one stage's outputs for one config."""
+    path = results_dir(profile_name, ensure=False) / stage / config_hash
     if ensure:
         path.mkdir(parents=True, exist_ok=True)
     return path

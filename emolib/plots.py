@@ -94,10 +94,10 @@ def use_house_style() -> None:
                          "axes.titleweight": "bold", "image.cmap": SEQUENTIAL_CMAP})
 
 
-def save_figure(fig: plt.Figure, profile: str, name: str, caption: str = "") -> Path:
-    """Write ``fig`` to ``figures/<profile>/<name>.png`` with ``caption`` in its PNG text
+def save_figure(fig: plt.Figure, profile_name: str, name: str, caption: str = "") -> Path:
+    """Write ``fig`` to ``figures/<profile_name>/<name>.png`` with ``caption`` in its PNG text
     (``figure_caption`` reads it) and return the path."""
-    path = figures_dir(profile) / (name if name.endswith(".png") else f"{name}.png")
+    path = figures_dir(profile_name) / (name if name.endswith(".png") else f"{name}.png")
     fig.savefig(path, metadata={CAPTION_KEY: caption} if caption else None)
     return path
 
@@ -110,12 +110,12 @@ def figure_caption(path: Path) -> str:
         return image.text.get(CAPTION_KEY, "")
 
 
-def show_figure(fig: plt.Figure, profile: str, name: str, caption: str) -> None:
+def show_figure(fig: plt.Figure, profile_name: str, name: str, caption: str) -> None:
     """Save ``fig`` with its caption (``save_figure``; the report's gallery shows it), show it
     inline with ``caption`` (what to look for) in a notebook, and close it so it is not drawn twice."""
     from IPython.display import Markdown, display
 
-    save_figure(fig, profile, name, caption)
+    save_figure(fig, profile_name, name, caption)
     display(fig)
     plt.close(fig)
     display(Markdown(f"*{caption}*"))

@@ -95,19 +95,19 @@ class PhaseHandle:
     beat: Any = field(default=lambda: None, repr=False)
 
 
-class _Heartbeat:
-    """Calls ``beat`` every ``interval_s`` seconds in a thread until stopped."""
+class _Periodic:
+    """Calls ``tick`` every ``interval_s`` seconds in a thread, from ``__enter__`` until ``__exit__``."""
 
-    def __init__(self, beat: Any, interval_s: float) -> None:
-        self._beat, self._interval = beat, interval_s
+    def __init__(self, tick: Any, interval_s: float) -> None:
+        self._tick, self._interval = tick, interval_s
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
         while not self._stop.wait(self._interval):
-            self._beat()
+            self._tick()
 
-    def __enter__(self) -> _Heartbeat:
+    def __enter__(self) -> _Periodic:
         self._thread.start()
         return self
 
@@ -116,28 +116,20 @@ class _Heartbeat:
         self._thread.join()
 
 
-class _PeakRSS:
-    """Samples this process's RSS in a thread; ``peak_mb`` is the largest value seen."""
+class _PeakRSS(_Periodic):
+    """Samples this process's RSS in a thread; ``peak`` is the largest value seen (bytes)."""
 
     def __init__(self, interval_s: float) -> None:
         self._proc = psutil.Process(os.getpid())
-        self._interval = interval_s
-        self._stop = threading.Event()
         self.peak = self._proc.memory_info().rss
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        super().__init__(self._sample, interval_s)
 
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval):
-            self.peak = max(self.peak, self._proc.memory_info().rss)
-
-    def __enter__(self) -> _PeakRSS:
-        self._thread.start()
-        return self
+    def _sample(self) -> None:
+        self.peak = max(self.peak, self._proc.memory_info().rss)
 
     def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, self._proc.memory_info().rss)
+        super().__exit__(*exc)
+        self._sample()  # the last value, after the last tick
 
     @property
     def peak_mb(self) -> float:
@@ -225,7 +217,7 @@ class CostRecorder:
 
         handle.beat = beat
         beat()
-        heartbeat = _Heartbeat(beat, self.heartbeat_s).__enter__()
+        heartbeat = _Periodic(beat, self.heartbeat_s).__enter__()
         try:
             yield handle
         except KeyboardInterrupt:  # a stopped kernel: the work done so far is kept, like a kill

@@ -10,10 +10,10 @@ from emolib.paths import tables_dir
 from emolib.store import write_text
 
 
-def save_table(frame: pd.DataFrame, profile: str, name: str, index: bool = False,
+def save_table(frame: pd.DataFrame, profile_name: str, name: str, index: bool = False,
                float_format: str = "{:.4f}", latex: bool = True) -> Path:
     """Write ``frame`` as CSV (full precision), Markdown and LaTeX; return the CSV path."""
-    base = tables_dir(profile) / name.removesuffix(".csv")
+    base = tables_dir(profile_name) / name.removesuffix(".csv")
     write_text(base.with_suffix(".csv"), frame.to_csv(index=index))
     shown = frame.copy()
     for col in shown.select_dtypes("float").columns:
@@ -24,5 +24,5 @@ def save_table(frame: pd.DataFrame, profile: str, name: str, index: bool = False
     return base.with_suffix(".csv")
 
 
-def read_table(profile: str, name: str) -> pd.DataFrame:
-    return pd.read_csv(tables_dir(profile, ensure=False) / f"{name.removesuffix('.csv')}.csv")
+def read_table(profile_name: str, name: str) -> pd.DataFrame:
+    return pd.read_csv(tables_dir(profile_name, ensure=False) / f"{name.removesuffix('.csv')}.csv")

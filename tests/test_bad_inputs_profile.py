@@ -81,7 +81,7 @@ def test_emolib_plan_stops_before_any_work(tmp_path):
     """The plan (and run_all.sh's preflight, which calls load_profile the same way) refuses the
     profile with the same message and exit status 2, before it probes or plans anything."""
     path = write_profile(tmp_path, "cnn.batch_size", -8)
-    run = subprocess.run([sys.executable, "-m", "emolib.cli", "plan", path, "--no-probe"], capture_output=True,
+    run = subprocess.run([sys.executable, "-m", "emolib.run.cli", "plan", path, "--no-probe"], capture_output=True,
                          text=True, timeout=120)
     assert run.returncode == 2
     assert f"{path}: cnn.batch_size: -8 is out of range; it must be at least 1" in run.stderr + run.stdout

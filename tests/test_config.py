@@ -155,7 +155,7 @@ def test_a_cuda_index_beyond_the_machines_gpus_fails():
 
 def test_plan_lists_every_model_once_in_notebook_order():
     from emolib.machine import assume_gpu, plan_machine, read_machine
-    from emolib.plan import not_in_process, plan_notes, profile_plan
+    from emolib.run.plan import not_in_process, plan_notes, profile_plan
 
     profile = load_profile("paper", check_machine=False)
     plan = profile_plan(profile, plan_machine(profile, assume_gpu(read_machine())))

@@ -27,7 +27,7 @@ def _run(tmp_path: Path) -> str:
     papermill.execute_notebook(
         str(NOTEBOOK),
         str(out),
-        parameters={"profile": "smoke"},
+        parameters={"profile_name": "smoke"},
         cwd=str(NOTEBOOK.parent),
         progress_bar=False,
         kernel_name="python3",

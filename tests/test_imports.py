@@ -92,13 +92,13 @@ def test_the_walker_finds_a_circle_hidden_in_a_function(tmp_path):
 
 @pytest.mark.parametrize("backend", ["clip", "hf", "openai", "recorded"])
 def test_a_backend_joins_in_one_registry(backend):
-    """Every backend is one entry of ``vlm.base.LOADERS``; its module imports the shared types,
+    """Every backend is one entry of ``vlm.backends.LOADERS``; its module imports the shared types,
     never the registry."""
-    from emolib.vlm.base import BACKEND_NAMES, LOADERS, parse_spec
+    from emolib.vlm.backends import BACKEND_NAMES, LOADERS, parse_spec
 
     assert backend in LOADERS and BACKEND_NAMES == tuple(LOADERS)
     module = {"openai": "openai_api"}.get(backend, backend)
-    assert "emolib.vlm.base" not in import_graph()[f"emolib.vlm.{module}"]
+    assert "emolib.vlm.backends" not in import_graph()[f"emolib.vlm.{module}"]
     assert parse_spec(f"{backend}:m").backend == backend
     with pytest.raises(ValueError, match=r"backend in \('clip', 'hf', 'openai', 'recorded'\)"):
         parse_spec("vllm:m")

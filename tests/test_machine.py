@@ -195,7 +195,7 @@ def test_this_machine_is_read_from_the_cores_it_may_use_and_torchs_cpu_report(mo
 
 
 def test_plan_command_plans_a_gpu_profile_on_this_cpu_machine():
-    out = subprocess.run([sys.executable, "-m", "emolib.cli", "plan", "paper", "--device", "cuda", "--no-probe"],
+    out = subprocess.run([sys.executable, "-m", "emolib.run.cli", "plan", "paper", "--device", "cuda", "--no-probe"],
                          capture_output=True, text=True, check=True).stdout
     assert "device cuda -> cuda" in out
     assert torch.cuda.is_available() or "planned for a CUDA GPU this machine does not have" in out

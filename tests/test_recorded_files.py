@@ -21,7 +21,7 @@ from emolib.labels import get_label_set
 from emolib.metrics import classification_scores
 from emolib.predictions import validate_predictions
 from emolib.vlm import stage as vlm_stage
-from emolib.vlm.base import load_backend
+from emolib.vlm.backends import load_backend
 from emolib.vlm.recorded import load_recorded_evoked
 from emolib.vlm.recorded_files import ROW_STATUSES, load_recorded_file, read_answers, summary_table
 

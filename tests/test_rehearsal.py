@@ -131,7 +131,7 @@ def test_run_fetch_run_again_computes_only_the_models_that_arrived(hub, data_roo
     assert set(before["model"]) == {"gpt4v"}
 
     # (2) emolib fetch: the Hub's weights arrive (the mirror of ImageNet and GFPGAN stays down)
-    fetched = subprocess.run([sys.executable, "-m", "emolib.cli", "fetch", str(profile)],
+    fetched = subprocess.run([sys.executable, "-m", "emolib.run.cli", "fetch", str(profile)],
                              env={**env, "HF_ENDPOINT": hub.endpoint}, capture_output=True, text=True, timeout=600)
     got = sorted(m[1] for m in re.finditer(r"^fetched \w+ (\S+): ", fetched.stdout, re.MULTILINE))
     assert got == sorted(["ViT-B-32/openai", *FAMILIES]), fetched.stdout + fetched.stderr

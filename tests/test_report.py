@@ -1,4 +1,4 @@
-"""emolib.report / emolib.headlines: the browsable report of a profile, built from a few small
+"""emolib.run.report / emolib.run.headlines: the browsable report of a profile, built from a few small
 fake outputs (executed notebooks, their HTML, captioned figures, tables) in ``tmp_path``, so no
 smoke run is needed. Headline numbers are checked against hand-computed strings; the report is
 then opened in headless Debian Chromium (Playwright, never a downloaded browser): every page
@@ -21,10 +21,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from emolib.headlines import headline_numbers
 from emolib.paths import RESULTS_ENV_VAR, results_dir, tables_dir
 from emolib.plots import figure_caption, save_figure
-from emolib.report import build_report
+from emolib.run.headlines import headline_numbers
+from emolib.run.report import build_report
 from emolib.tables import save_table
 
 PROFILE = "demo"
@@ -301,7 +301,7 @@ def test_legends_sit_outside_the_data():
 
 
 def test_gpt4v_headline_names_the_seed_and_its_own_holm_p():
-    from emolib.headlines import gpt4v_vs_cnns
+    from emolib.run.headlines import gpt4v_vs_cnns
 
     scores = pd.DataFrame({"backend": ["recorded", "cnn", "cnn", "cnn"],
                            "model": ["gpt4v", "vgg19_bn", "vgg19_bn", "resnet50"], "seed": [0, 0, 1, 0],

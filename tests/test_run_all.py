@@ -44,7 +44,7 @@ def test_committed_notebooks_are_clean():
         nb = nbformat.read(path, as_version=4)
         code = [c for c in nb.cells if c.cell_type == "code"]
         assert "parameters" in code[0].metadata.get("tags", []), path.name
-        assert code[0].source.startswith('profile = "'), path.name
+        assert code[0].source.startswith('profile_name = "'), path.name
         for cell in code:
             assert not cell.outputs and cell.execution_count is None, path.name
             assert not any(line.lstrip().startswith(("def ", "class ")) for line in cell.source.splitlines()), path.name
@@ -197,7 +197,7 @@ def test_run_all_stops_at_first_failure_and_names_it(tmp_path):
     cells = {"01_ok.ipynb": "x = 1", "02_broken.ipynb": "raise ValueError('boom')", "03_never.ipynb": "y = 2"}
     for name, source in cells.items():
         nb = nbformat.v4.new_notebook()
-        nb.cells = [nbformat.v4.new_code_cell('profile = "smoke"', metadata={"tags": ["parameters"]}),
+        nb.cells = [nbformat.v4.new_code_cell('profile_name = "smoke"', metadata={"tags": ["parameters"]}),
                     nbformat.v4.new_code_cell(source)]
         nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
         nbformat.write(nb, nbdir / name)
@@ -224,7 +224,7 @@ def test_every_notebook_checks_its_parameters_right_after_declaring_them():
     declared list is the parameters cell's (as papermill reads it)."""
     import ast
 
-    from emolib.notebook_params import declared_parameters
+    from emolib.run.notebook_params import declared_parameters
 
     for path in NOTEBOOKS:
         cells = nbformat.read(path, as_version=4).cells
@@ -234,41 +234,43 @@ def test_every_notebook_checks_its_parameters_right_after_declaring_them():
         call = next(n for n in ast.walk(ast.parse(check.source)) if isinstance(n, ast.Call)
                     and getattr(n.func, "id", "") == "check_parameters")
         declared = ast.literal_eval(next(k.value for k in call.keywords if k.arg == "declared"))
-        assert declared == declared_parameters(path) == ["profile", "overrides"], path.name
+        assert declared == declared_parameters(path) == ["profile_name", "overrides"], path.name
 
 
 def test_check_parameters_reads_the_cell_papermill_injected():
-    from emolib.notebook_params import UnknownParameter, check_parameters, injected_names
+    from emolib.run.notebook_params import UnknownParameter, check_parameters, injected_names
 
     injected = '# Parameters\nprofil = "smoke"\noverides = {"cnn.epochs": 2}\n'
-    history = ["", 'profile = "quick"\noverrides = {}', injected, "check_parameters(...)"]
+    history = ["", 'profile_name = "quick"\noverrides = {}', injected, "check_parameters(...)"]
     assert injected_names(history) == ["profil", "overides"]
-    assert injected_names(["", 'profile = "quick"', "x = 1"]) == []  # run by hand: nothing injected
-    namespace = {"In": history, "profile": "quick", "overrides": {}, "profil": "smoke"}
-    with pytest.raises(UnknownParameter, match=r"unknown parameter 'profil' \(did you mean 'profile'\?\), "
+    assert injected_names(["", 'profile_name = "quick"', "x = 1"]) == []  # run by hand: nothing injected
+    namespace = {"In": history, "profile_name": "quick", "overrides": {}, "profil": "smoke"}
+    with pytest.raises(UnknownParameter, match=r"unknown parameter 'profil' \(did you mean 'profile_name'\?\), "
                                                r"'overides' \(did you mean 'overrides'\?\)"):
-        check_parameters(namespace, ["profile", "overrides"])
-    good = {"In": ["", "# Parameters\nprofile = 'smoke'\nPAPERMILL_INPUT_PATH = 'a.ipynb'\n"], "profile": "smoke",
+        check_parameters(namespace, ["profile_name", "overrides"])
+    good = {"In": ["", "# Parameters\nprofile_name = 'smoke'\nPAPERMILL_INPUT_PATH = 'a.ipynb'\n"],
+            "profile_name": "smoke",
             "overrides": {}}
-    assert check_parameters(good, ["profile", "overrides"]) == ["profile", "PAPERMILL_INPUT_PATH"]
+    assert check_parameters(good, ["profile_name", "overrides"]) == ["profile_name", "PAPERMILL_INPUT_PATH"]
     with pytest.raises(UnknownParameter, match=r"\['overrides'\] of this notebook are not defined"):
-        check_parameters({"In": [""], "profile": "quick"}, ["profile", "overrides"])
+        check_parameters({"In": [""], "profile_name": "quick"}, ["profile_name", "overrides"])
 
 
 @pytest.mark.parametrize(("args", "error"), [
-    (["-p", "profil", "smoke"], "unknown parameter 'profil' (did you mean 'profile'?)"),
+    (["-p", "profil", "smoke"], "unknown parameter 'profil' (did you mean 'profile_name'?)"),
+    (["-p", "profile", "smoke"], "unknown parameter 'profile' (did you mean 'profile_name'?)"),  # before the rename
     (["-y", "{overides: {cnn.epochs: 2}}"], "unknown parameter 'overides' (did you mean 'overrides'?)"),
     (["-p", "overrides", "cnn.epochs=2"], "overrides must be a mapping of dotted keys"),
-    (["-p", "profile", "smoke", "-y", "{overrides: {cnn.epochs: 2}}", "--inject-paths"], None),
+    (["-p", "profile_name", "smoke", "-y", "{overrides: {cnn.epochs: 2}}", "--inject-paths"], None),
 ])
 def test_a_users_own_papermill_call_stops_on_an_unknown_parameter(tmp_path, args, error):
     """papermill itself only logs "Passed unknown parameter" and runs the defaults (quick)."""
     notebook = _tiny_notebook(
-        tmp_path / "nb.ipynb", 'profile = "quick"  # a profile\noverrides = {}  # dotted keys',
-        'from emolib.notebook_params import check_parameters\n\n'
-        'check_parameters(globals(), declared=["profile", "overrides"])',
-        "from emolib.config import load_profile\n\nconfig = load_profile(profile, overrides=overrides)",
-        'print("ran", config.name, config.cnn.epochs)')
+        tmp_path / "nb.ipynb", 'profile_name = "quick"  # a profile\noverrides = {}  # dotted keys',
+        'from emolib.run.notebook_params import check_parameters\n\n'
+        'check_parameters(globals(), declared=["profile_name", "overrides"])',
+        "from emolib.config import load_profile\n\nprofile = load_profile(profile_name, overrides=overrides)",
+        'print("ran", profile.name, profile.cnn.epochs)')
     result = subprocess.run([str(Path(sys.executable).parent / "papermill"), str(notebook), str(tmp_path / "out.ipynb"),
                              *args, "--log-level", "WARNING", "--no-progress-bar"],
                             capture_output=True, text=True, timeout=300, cwd=tmp_path)
@@ -285,10 +287,10 @@ def test_a_users_own_papermill_call_stops_on_an_unknown_parameter(tmp_path, args
 def test_run_all_preflight_names_a_notebook_lacking_a_passed_parameter(tmp_path):
     nbdir = tmp_path / "nbs"
     nbdir.mkdir()
-    _tiny_notebook(nbdir / "01_ok.ipynb", 'profile = "smoke"', "x = 1")
-    _tiny_notebook(nbdir / "02_no_profile.ipynb", 'profiles = "smoke"', "y = 2")
+    _tiny_notebook(nbdir / "01_ok.ipynb", 'profile_name = "smoke"', "x = 1")
+    _tiny_notebook(nbdir / "02_no_profile.ipynb", 'profile_names = "smoke"', "y = 2")
     result = _run_all("smoke", tmp_path, notebooks=nbdir, timeout=300)
     assert result.returncode == 2
-    assert ("unknown parameter 'profile' (did you mean 'profiles'?) passed to 02_no_profile.ipynb; it takes only "
-            "profiles") in result.stderr
+    assert ("unknown parameter 'profile_name' (did you mean 'profile_names'?) passed to 02_no_profile.ipynb; it takes "
+            "only profile_names") in result.stderr
     assert "01_ok.ipynb" not in result.stdout  # stopped before any notebook ran

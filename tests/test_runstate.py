@@ -1,4 +1,4 @@
-"""emolib.runstate: when run_all.sh may skip a notebook, and when it must run it again."""
+"""emolib.run.runstate: when run_all.sh may skip a notebook, and when it must run it again."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from emolib import runstate
+from emolib.run import runstate
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK = ROOT / "notebooks" / "01_data.ipynb"

@@ -28,12 +28,12 @@ from emolib.data.stage import define_subsets, run_audit
 from emolib.human_eval import sampling
 from emolib.labels import LABEL_SETS, get_label_set
 from emolib.machine import plan_machine
-from emolib.plan import profile_plan
 from emolib.predictions import make_predictions, validate_predictions
 from emolib.prompts.sweep import profile_variants, run_prompt_sweep
 from emolib.prompts.variants import FAMILIES, make_variants
+from emolib.run.plan import profile_plan
 from emolib.templates import generative_prompt, generative_prompt_name, load_templates
-from emolib.vlm.base import load_backend
+from emolib.vlm.backends import load_backend
 from emolib.vlm.recorded_files import load_recorded_file
 
 LABELS = "everywhere4"  # a label set of the user's own, registered by the profile

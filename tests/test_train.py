@@ -131,8 +131,8 @@ def test_progressive_resizing_trains_each_epoch_at_its_size_and_predicts_at_the_
     train_classifier(model, x, y, x[:10], y[:10], s, progress=False)
     # two training batches per epoch, then one validation batch at the input size
     assert seen == [32, 32, 48, 40, 40, 48, 48, 48, 48]
-    described = stage.describe_model(load_profile("smoke", **{
-        "cnn.input_size": 48, "cnn.epochs": 3, "cnn.per_model": {"vgg19_bn": {"epoch_sizes": [32, 40, 48]}}}), "vgg19_bn")
+    progressive = {"cnn.input_size": 48, "cnn.epochs": 3, "cnn.per_model": {"vgg19_bn": {"epoch_sizes": [32, 40, 48]}}}
+    described = stage.describe_model(load_profile("smoke", **progressive), "vgg19_bn")
     assert "32-48 px gray" in described
 
 

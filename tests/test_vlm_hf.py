@@ -11,7 +11,7 @@ from emolib.config import VLMConfig
 from emolib.data import make_synthetic_faces
 from emolib.predictions import validate_predictions
 from emolib.vlm import ModelSpec, ModelUnavailable, ResponseCache, load_backend
-from emolib.vlm.base import model_status
+from emolib.vlm.backends import model_status
 from emolib.vlm.hf import build_tiny_llava
 
 CONFIG = VLMConfig(batch_size=4, max_new_tokens=6)

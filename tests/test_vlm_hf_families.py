@@ -17,7 +17,7 @@ from emolib.config import VLMConfig
 from emolib.data import make_synthetic_evoked, make_synthetic_faces
 from emolib.labels import get_label_set
 from emolib.vlm import ModelSpec, ResponseCache, generative_prompt, hf_families, load_backend
-from emolib.vlm.base import model_status
+from emolib.vlm.backends import model_status
 from emolib.vlm.hf import load_generative
 
 CONFIG = VLMConfig(batch_size=4, max_new_tokens=4)

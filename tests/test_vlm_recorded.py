@@ -75,7 +75,7 @@ def test_backend_predicts_the_recorded_ferplus_answers_for_fer2013_faces(data_ro
     in fer7 (contempt and pain are no fer7 label), faces without an answer ``not_recorded``.
     Checked against the raw file joined by FER+'s own map with pandas."""
     from emolib.config import VLMConfig
-    from emolib.vlm.base import load_backend
+    from emolib.vlm.backends import load_backend
     from emolib.vlm.recorded import ferplus_test_faces
 
     backend = load_backend("recorded:gpt4v", VLMConfig(recorded=("gpt4v",)))

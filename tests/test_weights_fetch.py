@@ -20,11 +20,11 @@ import yaml
 from fake_servers import FakeHub
 from huggingface_hub import constants
 
-from emolib.cli import main
 from emolib.config import VLMConfig, load_profile
 from emolib.data import make_synthetic_faces
 from emolib.paths import project_root
 from emolib.predictions import validate_predictions
+from emolib.run.cli import main
 from emolib.vlm import ModelUnavailable, load_backend
 from emolib.vlm.download import FetchError, Hub
 from emolib.vlm.hf import build_tiny_llava
@@ -75,7 +75,7 @@ def hf_home(tmp_path, monkeypatch, hub):
 
 
 def fetch_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "emolib.cli", "fetch", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "emolib.run.cli", "fetch", *args], capture_output=True, text=True,
                           timeout=120, env=os.environ.copy())
 
 
@@ -96,7 +96,7 @@ def test_profiles_list_every_weight_they_need(tmp_path, monkeypatch) -> None:
     assert (smoke.weights, quick.weights, load_profile("paper", check_machine=False).weights) == (
         "offline", "auto", "auto")
     scripts = tomllib.loads((project_root() / "pyproject.toml").read_text())["project"]["scripts"]
-    assert scripts == {"emolib": "emolib.cli:main"}
+    assert scripts == {"emolib": "emolib.run.cli:main"}
 
 
 def test_fetch_command_downloads_through_a_cut_and_the_backend_predicts(hf_home, hub, tmp_path, capsys) -> None:

@@ -17,9 +17,9 @@ import torch
 from torchvision.models import ResNet50_Weights
 
 from emolib import catalog
-from emolib.cli import main
 from emolib.config import load_profile
 from emolib.restore.stage import backend_status
+from emolib.run.cli import main
 from emolib.train import stage
 from emolib.train.models import load_imagenet_weights
 from emolib.vlm.weights import MIRROR_ENV_VAR, mirrored

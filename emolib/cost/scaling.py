@@ -30,12 +30,12 @@ from emolib.config import Profile
 from emolib.cost.counting import build_study_cnn
 from emolib.data import make_synthetic_faces
 from emolib.labels import get_label_set
-from emolib.machine import plan_machine, resolve_device
+from emolib.machine import plan_machine
 from emolib.quiet import progress_bar
 from emolib.recorder import CostRecorder
 from emolib.store import StageStore, write_parquet
 from emolib.train.models import in_channels_of
-from emolib.vlm.base import load_backend
+from emolib.vlm.backends import load_backend
 from emolib.vlm.types import ModelSpec, ModelUnavailable
 
 
@@ -199,7 +199,7 @@ CPU_GENERATIVE = ("skipped: a generative VLM on the CPU answers in seconds per i
 def _vlm_target_rows(profile: Profile) -> list[dict]:
     """One row per CLIP and generative model; a generative model is not timed on a CPU unless
     ``cost.scaling_models`` names it (a visible ``skipped`` row instead)."""
-    device, named = resolve_device(profile.device), profile.cost.scaling_models or ()
+    device, named = plan_machine(profile).device, profile.cost.scaling_models or ()
     rows = []
     for spec in [ModelSpec("clip", m) for m in profile.vlm.clip_models] + [
             ModelSpec("hf", m) for m in profile.vlm.hf_models]:
@@ -223,7 +223,7 @@ def _vlm_runner(profile: Profile, target: str) -> Callable[[int], None]:
     fer7 = get_label_set("fer7")
 
     def run(n: int) -> None:
-        backend = load_backend(target, profile.vlm, cache=None, device=resolve_device(profile.device),
+        backend = load_backend(target, profile.vlm, cache=None, device=plan_machine(profile).device,
                                weights=profile.weights)
         backend.predict(faces.subset(list(range(n))), fer7, None, "default")
 
@@ -239,7 +239,7 @@ def _runner(profile: Profile, target: str, store: StageStore) -> Callable[[int],
     return make_image_runner(lambda device: build_study_cnn(profile, name, device),
                              store.path(f"random_{_safe(name)}.pt"), shape,
                              profile.cost.scaling_batch_size, seed=profile.seed,
-                             device=resolve_device(profile.device))
+                             device=plan_machine(profile).device)
 
 
 def _safe(text: str) -> str:

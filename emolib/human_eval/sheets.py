@@ -16,14 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from emolib.human_eval.annotations import (
-    CHOICES,
-    COLUMNS,
-    annotation_path,
-    read_annotations,
-    verdict_of,
-    write_annotations,
-)
+from emolib.human_eval import annotations
 from emolib.human_eval.sampling import answer_texts, image_path, read_sample
 from emolib.store import write_text
 
@@ -80,7 +73,7 @@ def _row_html(row: pd.Series, image: Path, width: int) -> str:
     radios = " ".join(
         f"<label><input type='radio' name='c{esc(row.item_id)}' value='{c}'> {label}</label>"
         for c, label in zip(
-            CHOICES, ("A is right", "B is right", "both plausible", "neither"), strict=True
+            annotations.CHOICES, ("A is right", "B is right", "both plausible", "neither"), strict=True
         )
     )
     return (
@@ -136,7 +129,7 @@ def import_sheet(
     choice = sheet["choice"].str.strip().str.lower().map(CHOICE_ALIASES)
     if choice.isna().any():
         bad = sheet.loc[choice.isna(), "choice"].unique().tolist()
-        raise ValueError(f"{path}: unknown choice(s) {bad}; use one of {list(CHOICES)} or 1-4")
+        raise ValueError(f"{path}: unknown choice(s) {bad}; use one of {list(annotations.CHOICES)} or 1-4")
     model_is_a = sample.set_index("item_id")["model_is_a"]
     unknown = sorted(set(sheet["item_id"]) - set(model_is_a.index))
     if unknown:
@@ -152,14 +145,14 @@ def import_sheet(
             "item_id": sheet["item_id"].to_numpy(),
             "annotator": who,
             "choice": choice.to_numpy(),
-            "verdict": [verdict_of(c, f) for c, f in zip(choice, flags, strict=True)],
+            "verdict": [annotations.verdict_of(c, f) for c, f in zip(choice, flags, strict=True)],
             "note": sheet["note"].to_numpy() if "note" in sheet else "",
             "answered_at": "",
             "seconds": float("nan"),
             "model_is_a": flags,
         }
     )
-    return out[list(COLUMNS)]
+    return out[list(annotations.COLUMNS)]
 
 
 def import_filled_sheets(
@@ -174,10 +167,10 @@ def import_filled_sheets(
     for sheet in files:
         rows = import_sheet(sheet, sample)
         for who, part in rows.groupby("annotator"):
-            path = annotation_path(annotations_dir, str(who))
-            old = read_annotations(path)
+            path = annotations.annotation_path(annotations_dir, str(who))
+            old = annotations.read_annotations(path)
             merged = pd.concat(
                 [old[~old["item_id"].isin(part["item_id"])], part], ignore_index=True
             )
-            written.append(write_annotations(path, merged))
+            written.append(annotations.write_annotations(path, merged))
     return written

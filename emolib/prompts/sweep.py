@@ -42,18 +42,16 @@ from emolib import catalog
 from emolib.config import Profile
 from emolib.data import ImageSet
 from emolib.labels import LabelSet, get_label_set
-from emolib.machine import free_memory, plan_machine, resolve_device
 from emolib.predictions import read_predictions, write_predictions
 from emolib.prompts.analysis import variant_orders  # noqa: F401  (re-exported for notebooks)
 from emolib.prompts.sets import NOT_RUN, SET_COLUMNS, order_set, set_row, sweep_sets
 from emolib.prompts.variants import PromptVariant, make_variants, variants_table
 from emolib.recorder import CostRecorder
 from emolib.store import StageStore, write_json, write_text
-from emolib.vlm.base import model_status
-from emolib.vlm.cache import ResponseCache, cache_path
+from emolib.vlm.driver import STATUS_COLUMNS, ModelDriver, error_notes, join_arrived, waiting
 from emolib.vlm.parse import parse_answer
 from emolib.vlm.recorded_files import recorded_file_subset
-from emolib.vlm.types import AVAILABLE, ModelSpec
+from emolib.vlm.types import ModelSpec
 
 STAGE = "prompts"
 NOT_RUN_COLUMNS = ["backend", "model", "dataset", "subset", "prompt", "guided", "reason"]
@@ -194,7 +192,6 @@ def run_prompt_sweep(profile: Profile, force: bool = False, keep_backends: bool 
 
 
 NO_GENERATIVE = "no generative VLM is available on this machine"
-STATUS_COLUMNS = ["backend", "model", "status", "reason", "note"]
 
 
 def read_sweep(store: StageStore) -> SweepResult:
@@ -208,37 +205,27 @@ def read_sweep(store: StageStore) -> SweepResult:
 
 
 def _sweep_specs(profile: Profile, store: StageStore, specs: list[ModelSpec], keep_backends: bool) -> dict:
-    """Load each of ``specs`` in turn and sweep the ones that load: status rows, frames, not-run
-    rows, the sweep sets and their table (None when no model loaded), the backends."""
-    threads = plan_machine(profile).vlm_threads
-    if threads:
-        import torch
-
-        torch.set_num_threads(threads)  # vlm.torch_threads as decided for this machine
-    recorder = CostRecorder(store.dir, STAGE, profile.cost.sample_interval_s)
-    out = {"rows": [], "frames": [], "not_run": [], "set_table": None, "backends": {}}
+    """Load each of ``specs`` in turn (``emolib.vlm.driver``) and sweep the ones that load: status
+    rows, frames, not-run rows, the sweep sets and their table (None when no model loaded), the
+    backends."""
+    driver = ModelDriver(profile, store, STAGE)
+    out = {"rows": driver.rows, "frames": [], "not_run": [], "set_table": None, "backends": {}}
     sets: dict[str, ImageSet] = {}
-    cache = ResponseCache(cache_path(profile.name))
     for spec in specs:  # one model in memory at a time
-        loaded: dict = {}
-        with recorder.phase("preprocess", model=str(spec), step="load model"):
-            out["rows"].append(model_status(spec, profile.vlm, resolve_device(profile.device), loaded,
-                                            weights=profile.weights))
-        if not loaded:
+        _, backend = driver.load(spec)
+        if backend is None:
             continue
         if out["set_table"] is None:
-            with recorder.phase("preprocess", step="load sweep sets") as handle:
+            with driver.recorder.phase("preprocess", step="load sweep sets") as handle:
                 sets, out["set_table"] = sweep_sets(profile)
                 handle.items = sum(len(s) for s in sets.values())
-        backend = loaded.pop(str(spec))
-        backend.cache = cache
-        model_frames, model_not_run = _sweep_model(backend, profile, sets, recorder)
+        model_frames, model_not_run = _sweep_model(backend, profile, sets, driver.recorder)
         out["frames"] += model_frames
         out["not_run"] += model_not_run
         out["backends"][str(spec)] = backend.spec if not keep_backends else backend
         del backend
-        free_memory()
-    cache.close()
+        driver.done()
+    driver.close()
     for key, image_set in sets.items():
         for named in (image_set, order_set(profile, key, image_set)):
             catalog.write_stage_subset(store, named.subset_name, named.name, named.ids)
@@ -249,17 +236,13 @@ def sweep_arrived(profile: Profile, stored: SweepResult, keep_backends: bool = F
     """``stored`` with every generative model that was unavailable tried again: one that
     loads now is swept alone and its rows joined to the stored ones (nothing else is asked
     again); ``stored`` itself when none arrived."""
-    waiting = stored.status[stored.status["status"] != AVAILABLE]
-    if waiting.empty:
+    specs = waiting(stored.status)
+    if not specs:
         return stored
-    specs = [ModelSpec(r.backend, r.model) for r in waiting.itertuples()]
     swept = _sweep_specs(profile, stored.store, specs, keep_backends)
     if not swept["frames"] and swept["set_table"] is None:
         return stored
-    rows = {(r["backend"], r["model"]): r for r in swept["rows"]}
-    status = pd.DataFrame([rows.get((r.backend, r.model), r._asdict()) for r in stored.status.itertuples(index=False)],
-                          columns=STATUS_COLUMNS)
-    arrived = [f"{b}:{m}" for (b, m), r in rows.items() if r["status"] == AVAILABLE]
+    status, arrived = join_arrived(stored.status, swept["rows"])
     set_table = swept["set_table"] if swept["set_table"] is not None else stored.sets
     notes = [n for n in stored.notes if n != NO_GENERATIVE] + [
         f"model(s) that became available since the last run, swept alone: {', '.join(arrived)}"]
@@ -274,10 +257,7 @@ def write_sweep(profile: Profile, store: StageStore, predictions: pd.DataFrame, 
                 not_run: pd.DataFrame, set_table: pd.DataFrame, notes: list[str]) -> SweepResult:
     """Write the sweep's files and meta (``partial`` while error rows remain)."""
     variants = variants_frame(profile, set_table)
-    n_errors = int((predictions["parse_status"] == "error").sum())
-    if n_errors:  # failed calls are not cached: leave the stage open so the next run retries them
-        notes = [*notes, f"{n_errors} calls failed (parse_status 'error', counted as wrong); "
-                 "the stage stays incomplete and the next run retries them"]
+    notes, n_errors = error_notes(predictions, notes)  # failed calls are not cached: the next run retries them
     write_predictions(store.path(catalog.PREDICTIONS_FILE), predictions)
     write_text(store.path("variants.csv"), variants.to_csv(index=False))
     write_text(store.path("status.csv"), status.to_csv(index=False))

@@ -20,7 +20,7 @@ import pandas as pd
 from emolib import catalog
 from emolib.config import Profile, config_hash
 from emolib.data import ImageSet, image_hash
-from emolib.machine import plan_machine, resolve_device
+from emolib.machine import plan_machine
 from emolib.quiet import progress_bar
 from emolib.recorder import COST_FILE, CostRecorder, read_cost_records
 from emolib.registry import CLASSICAL_BACKENDS
@@ -61,7 +61,7 @@ def _make_realesrgan(backend: str, profile: Profile) -> Restorer:
 def _make_gfpgan(backend: str, profile: Profile) -> Restorer:
     cfg = profile.restoration
     return GFPGANRestorer(backend, cfg.output_size, cfg.gfpgan_weights_dir,
-                          device=resolve_device(profile.device), mode=profile.weights)
+                          device=plan_machine(profile).device, mode=profile.weights)
 
 
 FACTORIES: dict[str, Callable[[str, Profile], Restorer]] = {

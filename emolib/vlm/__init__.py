@@ -1,5 +1,5 @@
 """Zero-shot vision-language models behind one interface (``types``; the registry of backends:
-``base.LOADERS``).
+``backends.LOADERS``).
 
 Backends: ``clip`` (open_clip / transformers CLIP), ``hf`` (local generative VLMs),
 ``openai`` (OpenAI-compatible endpoints), ``recorded`` (answers recorded elsewhere). Answers
@@ -8,7 +8,7 @@ package loads neither torch nor transformers; each backend module does when firs
 """
 
 from emolib.templates import class_words, clip_templates, generative_prompt, load_templates
-from emolib.vlm.base import load_backend, model_specs, predict, status_table
+from emolib.vlm.backends import load_backend, model_specs, predict, status_table
 from emolib.vlm.cache import ResponseCache, cache_path
 from emolib.vlm.parse import ParsedAnswer, parse_answer
 from emolib.vlm.types import ModelSpec, ModelUnavailable

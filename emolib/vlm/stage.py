@@ -27,14 +27,13 @@ import pandas as pd
 from emolib import catalog
 from emolib.config import Profile
 from emolib.data import DataSets, ImageSet, load_sets, stratified_indices
-from emolib.machine import free_memory, plan_machine, resolve_device
 from emolib.predictions import read_predictions, write_predictions
 from emolib.recorder import CostRecorder
 from emolib.store import StageStore, write_json, write_parquet, write_text
 from emolib.vlm import recorded as rec
 from emolib.vlm import recorded_files as rec_files
-from emolib.vlm.base import model_specs, model_status
-from emolib.vlm.cache import ResponseCache, cache_path
+from emolib.vlm.backends import BACKEND_NAMES, model_specs
+from emolib.vlm.driver import STATUS_COLUMNS, ModelDriver, error_notes, join_arrived, waiting
 from emolib.vlm.parse import lazy_embedder
 from emolib.vlm.probe import fit_linear_probe
 from emolib.vlm.types import AVAILABLE, DEFAULT_PROMPT, ModelSpec
@@ -103,13 +102,13 @@ def stale_evoked(profile: Profile, predictions: pd.DataFrame) -> str:
 
 
 def _score_model(backend, profile: Profile, sets: list[ImageSet], train: ImageSet,
-                 cache: ResponseCache, recorder: CostRecorder) -> list[pd.DataFrame]:
-    spec, backend.cache, frames = backend.spec, cache, []
+                 recorder: CostRecorder) -> list[pd.DataFrame]:
+    spec, frames = backend.spec, []
     for image_set in sets:
         with recorder.phase("infer", model=str(spec), items=len(image_set), dataset=image_set.name,
                             restoration=image_set.variant, subset=image_set.subset_name) as handle:
             frames.append(backend.predict(image_set, image_set.label_set, None, DEFAULT_PROMPT))
-            handle.extra["cache_hits"] = cache.hits
+            handle.extra["cache_hits"] = backend.cache.hits
     if spec.backend == "clip":
         with recorder.phase("train", model=f"{spec} probe", items=len(train)):
             frames.append(fit_linear_probe(backend, train, sets[0], profile.vlm.probe_c, profile.seed))
@@ -202,7 +201,7 @@ def run_zero_shot(profile: Profile, restored: dict[str, ImageSet], force: bool =
         got_rows, got = _recorded_file_frames(profile, store, run.recorder, run.notes)
         run.rows += got_rows
         run.frames += got
-    run.cache.close()
+    run.driver.close()
     status = pd.DataFrame(run.rows, columns=STATUS_COLUMNS)
     predictions = pd.concat(run.frames, ignore_index=True) if run.frames else read_predictions([])
     if previous is not None:  # a model unavailable now keeps the predictions it made before
@@ -212,7 +211,6 @@ def run_zero_shot(profile: Profile, restored: dict[str, ImageSet], force: bool =
     return write_stage(profile, store, predictions, status, sentiment_frame, notes + run.notes)
 
 
-STATUS_COLUMNS = ["backend", "model", "status", "reason", "note"]
 EARLIER = "predictions of an earlier run kept"
 
 
@@ -225,35 +223,24 @@ def read_stored(store: StageStore) -> ZeroShotResult:
 
 
 class ModelRun:
-    """Scores models one at a time into ``frames``/``rows``/``sentiment``, loading the images
-    only when a model needs them; every load is a timed ``preprocess`` phase."""
+    """Scores models one at a time (``emolib.vlm.driver``) into ``frames``/``rows``/``sentiment``,
+    loading the images only when a model needs them; every load is a timed ``preprocess`` phase."""
 
     def __init__(self, profile: Profile, restored: dict[str, ImageSet], store: StageStore,
                  data: DataSets | None) -> None:
         self.profile, self.restored, self.store, self.data = profile, restored, store, data
-        threads = plan_machine(profile).vlm_threads
-        if threads:
-            import torch
-
-            torch.set_num_threads(threads)  # vlm.torch_threads as decided for this machine
-        self.recorder = CostRecorder(store.dir, STAGE, profile.cost.sample_interval_s)
-        self.cache = ResponseCache(cache_path(profile.name))
-        self.device = resolve_device(profile.device)
+        self.driver = ModelDriver(profile, store, STAGE)
+        self.recorder, self.cache, self.rows = self.driver.recorder, self.driver.cache, self.driver.rows
         self.frames: list[pd.DataFrame] = []
         self.sentiment: list[pd.DataFrame] = []
-        self.rows: list[dict] = []
         self.notes: list[str] = []
         self.sets: list[ImageSet] = []
         self.train: ImageSet | None = None
 
     def score(self, spec: ModelSpec) -> dict:
         """Load ``spec``; if it loads, score it on every evaluation set; its status row."""
-        loaded: dict = {}
-        with self.recorder.phase("preprocess", model=str(spec), step="load model") as handle:
-            row = model_status(spec, self.profile.vlm, self.device, loaded, weights=self.profile.weights)
-            handle.extra["status"] = row["status"]
-        self.rows.append(row)
-        if row["status"] != AVAILABLE:
+        row, backend = self.driver.load(spec)
+        if backend is None:
             return row
         if spec.backend == "recorded":
             got, sent = _recorded_frames(spec.model, self.profile, self.store, self.recorder, self.notes)
@@ -266,9 +253,9 @@ class ModelRun:
                 self.sets, self.train = eval_sets(self.profile, self.restored, self.data)
                 handle.items = sum(len(s) for s in self.sets)
             self.notes += unavailable_notes(self.data)
-        self.frames += _score_model(loaded.pop(str(spec)), self.profile, self.sets, self.train, self.cache,
-                                    self.recorder)
-        free_memory()
+        self.frames += _score_model(backend, self.profile, self.sets, self.train, self.recorder)
+        del backend
+        self.driver.done()
         return row
 
 
@@ -277,17 +264,16 @@ def add_arrived(profile: Profile, restored: dict[str, ImageSet], stored: ZeroSho
     """``stored`` with every model that was unavailable tried again: one that loads now is
     scored alone and its rows joined to the stored ones (nothing else is recomputed); one that
     still does not keeps its row, with today's reason. ``stored`` itself when none arrived."""
-    waiting = stored.status[(stored.status["status"] != AVAILABLE) & (stored.status["backend"] != "recorded")]
-    if waiting.empty:
+    specs = waiting(stored.status, tuple(b for b in BACKEND_NAMES if b != "recorded"))
+    if not specs:
         return stored
     run = ModelRun(profile, restored, stored.store, data)
-    rows = {(r.backend, r.model): run.score(ModelSpec(r.backend, r.model)) for r in waiting.itertuples()}
-    run.cache.close()
-    arrived = [f"{b}:{m}" for (b, m), row in rows.items() if row["status"] == AVAILABLE]
+    for spec in specs:
+        run.score(spec)
+    run.driver.close()
+    status, arrived = join_arrived(stored.status, run.rows)
     if not arrived:
         return stored
-    status = pd.DataFrame([rows.get((r.backend, r.model), r._asdict()) for r in stored.status.itertuples(index=False)],
-                          columns=STATUS_COLUMNS)
     predictions = pd.concat([stored.predictions, *run.frames], ignore_index=True)
     notes = [*stored.notes, *run.notes, f"model(s) that became available since the last run, scored alone: "
              f"{', '.join(arrived)}; the others' predictions were kept"]
@@ -311,10 +297,7 @@ def keep_earlier(previous: ZeroShotResult, predictions: pd.DataFrame,
 def write_stage(profile: Profile, store: StageStore, predictions: pd.DataFrame, status: pd.DataFrame,
                 sentiment: pd.DataFrame, notes: list[str]) -> ZeroShotResult:
     """Write the stage's files and meta (``partial`` while error rows remain); read it back."""
-    n_errors = int((predictions["parse_status"] == "error").sum())
-    if n_errors:
-        notes = [*notes, f"{n_errors} call(s) failed (error rows, counted as wrong): the stage stays partial "
-                 "and the next run retries them"]
+    notes, n_errors = error_notes(predictions, notes)
     write_predictions(store.path(catalog.PREDICTIONS_FILE), predictions)
     write_text(store.path("status.csv"), status.to_csv(index=False))
     write_parquet(store.path("sentiment.parquet"), sentiment)

@@ -1,6 +1,6 @@
 """The types every VLM backend shares, in a module that imports no backend: ``ModelSpec``
 (which model, through which backend), ``ModelUnavailable`` (why a model cannot be used here),
-the ``Backend`` protocol and the status words. The backends import these; ``emolib.vlm.base``
+the ``Backend`` protocol and the status words. The backends import these; ``emolib.vlm.backends``
 holds the registry of backends that loads them (``LOADERS``).
 """
 

@@ -1,11 +1,11 @@
 """Notebook parameters: a name a notebook does not declare stops the run, naming it.
 
-papermill runs a notebook with any parameter it is given: an unknown one (``-p profil smoke``,
+papermill runs a notebook with any parameter it is given: an unknown one (``-p profil_name smoke``,
 ``-y '{overides: ...}'``) is only logged ("Passed unknown parameter") and the notebook runs
 with its defaults, e.g. the quick profile. So every notebook calls, in the code cell after its
 ``parameters`` cell::
 
-    check_parameters(globals(), declared=["profile", "overrides"])
+    check_parameters(globals(), declared=["profile_name", "overrides"])
 
 which reads the cell papermill injected (the latest entry of IPython's input history ``In``
 whose first line is papermill's ``# Parameters``) and raises ``UnknownParameter`` naming every
@@ -44,7 +44,7 @@ def injected_names(history: Sequence[str]) -> list[str]:
 
 
 def unknown_message(unknown: Iterable[str], declared: Sequence[str], where: str) -> str:
-    """'unknown parameter 'profil' (did you mean 'profile'?) ...' for ``where`` (a notebook)."""
+    """'unknown parameter 'profil_name' (did you mean 'profile_name'?) ...' for ``where`` (a notebook)."""
     parts = []
     for name in unknown:
         close = difflib.get_close_matches(name, declared, n=1)

@@ -11,9 +11,9 @@ its executed copy (and HTML) were written, and says so; ``--force`` runs every n
 
 Command line (what run_all.sh calls)::
 
-    python -m emolib.runstate status FOLDER PROFILE NOTEBOOK...  # "<fingerprint> up-to-date|stale <notebook>"
-    python -m emolib.runstate forget FOLDER NOTEBOOK_NAME              # before a notebook runs
-    python -m emolib.runstate record FOLDER NOTEBOOK_NAME FINGERPRINT  # after it ran and rendered
+    python -m emolib.run.runstate status FOLDER PROFILE NOTEBOOK...  # "<fingerprint> up-to-date|stale <notebook>"
+    python -m emolib.run.runstate forget FOLDER NOTEBOOK_NAME              # before a notebook runs
+    python -m emolib.run.runstate record FOLDER NOTEBOOK_NAME FINGERPRINT  # after it ran and rendered
 """
 
 from __future__ import annotations
@@ -79,11 +79,11 @@ def data_file_stats(settings: dict[str, Any]) -> list[tuple[str, int, int]]:
     return stats
 
 
-def shared_inputs(profile: str) -> str:
+def shared_inputs(profile_name: str) -> str:
     """Digest of what every notebook of a run depends on alike: the emolib package, the loaded
     profile, the data files it names, library versions, Python, the output folders and what
     ``emolib.machine`` decides here (device, precision, threads: another decision, other numbers)."""
-    loaded = load_profile(profile, check_machine=False)
+    loaded = load_profile(profile_name, check_machine=False)
     settings = to_dict(loaded)
     digest = hashlib.sha256()
     package = Path(__file__).resolve().parent
@@ -106,12 +106,12 @@ def weights_here(profile) -> dict[str, bool]:
     return {f"{w.kind}:{w.name}": is_present(w) for w in profile_weights(profile)}
 
 
-def fingerprint(notebook: Path, profile: str, previous: str = "", shared: str | None = None) -> str:
-    """The fingerprint of ``notebook`` executed with ``profile`` after a notebook whose
-    fingerprint was ``previous`` (empty for the first); ``shared``: ``shared_inputs(profile)``
+def fingerprint(notebook: Path, profile_name: str, previous: str = "", shared: str | None = None) -> str:
+    """The fingerprint of ``notebook`` executed with ``profile_name`` after a notebook whose
+    fingerprint was ``previous`` (empty for the first); ``shared``: ``shared_inputs(profile_name)``
     when the caller already has it."""
     digest = hashlib.sha256(Path(notebook).read_bytes())
-    digest.update((shared or shared_inputs(profile)).encode())
+    digest.update((shared or shared_inputs(profile_name)).encode())
     digest.update(previous.encode())
     return digest.hexdigest()
 
@@ -138,12 +138,12 @@ def forget(folder: Path, notebook: str) -> Path:
     return write_json(Path(folder) / STATE_FILE, {k: v for k, v in _state(folder).items() if k != notebook})
 
 
-def status_lines(folder: Path, profile: str, notebooks: list[str]) -> list[str]:
+def status_lines(folder: Path, profile_name: str, notebooks: list[str]) -> list[str]:
     """``<fingerprint> <up-to-date|stale> <notebook path>`` for each notebook, in order (each
     fingerprint chained to the one before)."""
-    lines, previous, shared = [], "", shared_inputs(profile)
+    lines, previous, shared = [], "", shared_inputs(profile_name)
     for notebook in notebooks:
-        value = fingerprint(Path(notebook), profile, previous, shared)
+        value = fingerprint(Path(notebook), profile_name, previous, shared)
         state = "up-to-date" if is_up_to_date(folder, Path(notebook).name, value) else "stale"
         lines.append(f"{value} {state} {notebook}")
         previous = value
@@ -160,7 +160,7 @@ def main(argv: list[str]) -> int:
     elif command == "forget":
         forget(Path(folder), *args)
     else:
-        raise SystemExit(f"emolib.runstate: unknown command {command!r} (status | record | forget)")
+        raise SystemExit(f"emolib.run.runstate: unknown command {command!r} (status | record | forget)")
     return 0
 
 

@@ -25,7 +25,7 @@ import pandas as pd
 from tabulate import tabulate
 
 from emolib.config import ConfigError, load_profile
-from emolib.vlm.base import parse_spec
+from emolib.vlm.backends import parse_spec
 from emolib.vlm.download import RETRIES, FetchError, Hub, RemoteFile, bytes_needed
 from emolib.vlm.types import ModelUnavailable
 from emolib.vlm.weights import (
@@ -225,11 +225,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_plan(target: str, device: str | None, probe: bool = True) -> int:
     """Print the plan of a profile on this machine: what it is, the decisions of
-    ``emolib.machine`` with their reasons, the steps (``emolib.plan``) and, on a CPU, an
+    ``emolib.machine`` with their reasons, the steps (``emolib.run.plan``) and, on a CPU, an
     estimate of the CNN training time from a probe of a few training steps per model. A GPU
     device the machine lacks is planned for as an assumed GPU: only running needs it."""
     from emolib.machine import DeviceError, assume_gpu, describe_machine, plan_machine, read_machine
-    from emolib.plan import plan_notes, profile_plan
+    from emolib.run.plan import plan_notes, profile_plan
 
     overrides = {"device": device} if device else {}
     profile = load_profile(target, check_machine=False, **overrides)

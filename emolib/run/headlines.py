@@ -4,11 +4,12 @@
 PrivateTest, best VLM against the CNNs, GPT-4V against the CNNs on FER+, the effect of
 restoration, the hard share, prompt sensitivity, the consistency check) from
 ``tables/<profile>/tab_NN_*.csv``. A table that is not there is an answer saying so, with
-the notebook that writes it; no number is ever filled in. ``emolib.report`` shows them.
+the notebook that writes it; no number is ever filled in. ``emolib.run.report`` shows them.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,28 +29,36 @@ class Headline:
     found: bool = True
 
 
-Read = Callable[[str], "pd.DataFrame | None"]
+Read = Callable[[str], "pd.DataFrame | None"]  # a saved table by name; None when no notebook wrote it
+Answer = Callable[[pd.DataFrame, Read], str]  # the answer read from the headline's own table
 
 
 def _pct(value: float) -> str:
     return f"{100 * value:.1f}%"
 
 
-def _missing(question: str, source: str) -> Headline:
-    return Headline(question, f"not run in this profile: notebook {source[4:6]} did not write {source}",
-                    source, found=False)
+def headline(question: str, source: str) -> Callable[[Answer], Callable[[Read], Headline]]:
+    """Turn ``answer(table, read) -> str`` (``table``: the saved ``source`` table) into a headline
+    ``(read) -> Headline`` that answers ``question``, or says which notebook did not write it."""
+    def wrap(answer: Answer) -> Callable[[Read], Headline]:
+        @functools.wraps(answer)
+        def read_and_answer(read: Read) -> Headline:
+            table = read(source)
+            if table is None:
+                return Headline(question, f"not run in this profile: notebook {source[4:6]} did not write {source}",
+                                source, found=False)
+            return Headline(question, answer(table, read), source)
+        return read_and_answer
+    return wrap
 
 
-def best_cnn(read: Read) -> Headline:
+@headline("Best CNN on FER-2013 PrivateTest", "tab_03_results")
+def best_cnn(table: pd.DataFrame, read: Read) -> str:
     """Best CNN on all of PrivateTest (mean over seeds), and the same model without the faces
     that have an exact copy in Training."""
-    question, source = "Best CNN on FER-2013 PrivateTest", "tab_03_results"
-    table = read(source)
-    if table is None:
-        return _missing(question, source)
     rows = table[(table["subset"] == "fer_private") & (table["restoration"] == "none")]
     if rows.empty:
-        return Headline(question, "no CNN was scored on fer_private", source)
+        return "no CNN was scored on fer_private"
     means = rows.groupby("model")["accuracy"].mean().sort_values(ascending=False)
     best = rows[rows["model"] == means.index[0]]
     answer = f"{means.index[0]}: {_pct(means.iloc[0])} accuracy (n = {int(best['n'].iloc[0]):,}"
@@ -60,37 +69,31 @@ def best_cnn(read: Read) -> Headline:
     if len(clean):
         answer += f"; without exact Training copies {_pct(clean['accuracy'].mean())} (n = {int(clean['n'].iloc[0]):,})"
     others = ", ".join(f"{m} {_pct(a)}" for m, a in means.iloc[1:].items())
-    return Headline(question, answer + (f"; others: {others}" if others else ""), source)
+    return answer + (f"; others: {others}" if others else "")
 
 
-def best_vlm(read: Read) -> Headline:
+@headline("Best VLM against the best CNN, same faces", "tab_04_cnn_vs_vlm")
+def best_vlm(table: pd.DataFrame, read: Read) -> str:
     """Best zero-shot VLM against the best CNN on the shared evaluation draw (original faces)."""
-    question, source = "Best VLM against the best CNN, same faces", "tab_04_cnn_vs_vlm"
-    table = read(source)
-    if table is None:
-        return _missing(question, source)
     rows = table[table["restoration"] == "none"]
     vlms, cnns = rows[rows["backend"] != "cnn"], rows[rows["backend"] == "cnn"]
     if vlms.empty:
-        return Headline(question, "no VLM was available in this profile (see tab_04_model_status)", source)
+        return "no VLM was available in this profile (see tab_04_model_status)"
     vlm = vlms.loc[vlms["accuracy"].idxmax()]
     answer = f"{vlm['backend']}:{vlm['model']} {_pct(vlm['accuracy'])} on {vlm['subset']} (n = {int(vlm['n']):,})"
     if len(cnns):
         cnn = cnns.loc[cnns["accuracy"].idxmax()]
         answer += f" vs CNN {cnn['model']} {_pct(cnn['accuracy'])}"
     note = vlm.get("note", "")
-    return Headline(question, answer + (f" ({note})" if isinstance(note, str) and note else ""), source)
+    return answer + (f" ({note})" if isinstance(note, str) and note else "")
 
 
-def gpt4v_vs_cnns(read: Read) -> Headline:
+@headline("GPT-4V against the CNNs on FER+ (same faces)", "tab_04_cnn_vs_gpt4v")
+def gpt4v_vs_cnns(table: pd.DataFrame, read: Read) -> str:
     """GPT-4V's recorded answers against the best CNN on the same FER+ faces, with McNemar's p."""
-    question, source = "GPT-4V against the CNNs on FER+ (same faces)", "tab_04_cnn_vs_gpt4v"
-    table = read(source)
-    if table is None:
-        return _missing(question, source)
     gpt, cnns = table[table["backend"] == "recorded"], table[table["backend"] == "cnn"]
     if gpt.empty or cnns.empty:
-        return Headline(question, "the table lacks GPT-4V or CNN rows", source)
+        return "the table lacks GPT-4V or CNN rows"
     cnn = cnns.loc[cnns["accuracy"].idxmax()]
     seeds = cnns.loc[cnns["model"] == cnn["model"], "seed"] if "seed" in cnns else pd.Series([], dtype=int)
     who = f"{cnn['model']} (seed {int(cnn['seed'])} of {len(seeds)})" if len(seeds) > 1 else cnn["model"]
@@ -105,56 +108,44 @@ def gpt4v_vs_cnns(read: Read) -> Headline:
         p_column = "p_holm" if "p_holm" in tests else "p"
         label = "McNemar p (Holm)" if p_column == "p_holm" else "McNemar p"
         answer += f"; {label} = {row[p_column].iloc[0]:.2g}" if len(row) else ""
-    return Headline(question, answer, source)
+    return answer
 
 
-def restoration_effect(read: Read) -> Headline:
+@headline("Effect of face restoration on CNN accuracy", "tab_03_restored_vs_original")
+def restoration_effect(table: pd.DataFrame, read: Read) -> str:
     """Accuracy change of the CNNs on restored faces against the same original faces."""
-    question, source = "Effect of face restoration on CNN accuracy", "tab_03_restored_vs_original"
-    table = read(source)
-    if table is None:
-        return _missing(question, source)
     if table.empty:
-        return Headline(question, "no restored faces were scored", source)
+        return "no restored faces were scored"
     parts = [f"{name}: {100 * g['difference'].min():+.1f} to {100 * g['difference'].max():+.1f} points "
              f"across {g['model'].nunique()} CNNs (n = {int(g['n'].iloc[0]):,} paired faces)"
              for name, g in table.groupby("restoration", sort=False)]
-    return Headline(question, "; ".join(parts), source)
+    return "; ".join(parts)
 
 
-def hard_share(read: Read) -> Headline:
+@headline("Hard subsets: share of images", "tab_03_hard_subsets")
+def hard_share(table: pd.DataFrame, read: Read) -> str:
     """Share of images in each hard subset, with the out-of-fold accuracy of the probe."""
-    question, source = "Hard subsets: share of images", "tab_03_hard_subsets"
-    table = read(source)
-    if table is None:
-        return _missing(question, source)
     parts = [f"{in_words(r.dataset)}: {_pct(r.hard_share)} of {int(r.n):,} (probe out-of-fold accuracy "
              f"{_pct(r.probe_oof_accuracy)})" for r in table.itertuples()]
-    return Headline(question, "; ".join(parts) or "no hard subset was mined", source)
+    return "; ".join(parts) or "no hard subset was mined"
 
 
-def prompt_sensitivity(read: Read) -> Headline:
+@headline("Prompt variants that change the answers (after Holm)", "tab_05_significance_holm")
+def prompt_sensitivity(table: pd.DataFrame, read: Read) -> str:
     """How many prompt-variant tests stay significant after Holm's correction."""
-    question, source = "Prompt variants that change the answers (after Holm)", "tab_05_significance_holm"
-    table = read(source)
-    if table is None:
-        return _missing(question, source)
     notes = sorted({n for n in table.get("note", pd.Series(dtype=str)).dropna() if n})
     answer = f"{int(table['significant'].sum())} of {len(table)} tests significant after Holm"
-    return Headline(question, answer + (f" ({'; '.join(notes)})" if notes else ""), source)
+    return answer + (f" ({'; '.join(notes)})" if notes else "")
 
 
-def consistency(read: Read) -> Headline:
+@headline("Consistency check of every stage's outputs", "tab_07_consistency")
+def consistency(table: pd.DataFrame, read: Read) -> str:
     """The consistency check of the whole profile (notebook 07): ok, or what failed."""
-    question, source = "Consistency check of every stage's outputs", "tab_07_consistency"
-    table = read(source)
-    if table is None:
-        return _missing(question, source)
     bad = table[table["status"] != "ok"]
     if bad.empty:
-        return Headline(question, f"passed: all {len(table)} checks ok", source)
+        return f"passed: all {len(table)} checks ok"
     listed = "; ".join(f"{r.status}: {r.check} ({r.subject})" for r in bad.head(5).itertuples())
-    return Headline(question, f"{len(bad)} of {len(table)} checks not ok: {listed}", source)
+    return f"{len(bad)} of {len(table)} checks not ok: {listed}"
 
 
 HEADLINES: tuple[Callable[[Read], Headline], ...] = (
@@ -168,5 +159,5 @@ def read_saved_table(path: Path) -> pd.DataFrame:
 
 def headline_numbers(tables: Path) -> list[Headline]:
     """Every ``HEADLINES`` entry, read from the CSV tables in ``tables``."""
-    return [headline(lambda name: read_saved_table(tables / f"{name}.csv")
-                     if (tables / f"{name}.csv").is_file() else None) for headline in HEADLINES]
+    return [ask(lambda name: read_saved_table(tables / f"{name}.csv")
+                if (tables / f"{name}.csv").is_file() else None) for ask in HEADLINES]

@@ -3,7 +3,7 @@
 ``build_report("quick")`` gathers what the notebooks wrote and writes plain, self-contained
 HTML with relative links (the folder can be zipped and opened anywhere, offline):
 
-- ``index.html``: the study's headline numbers (``emolib.headlines``: each read from a saved
+- ``index.html``: the study's headline numbers (``emolib.run.headlines``: each read from a saved
   table under ``tables/<profile>/``; a table that is not there is a visible "not run" row),
   and a link to every executed notebook;
 - ``notebooks/NN_*.html``: the executed notebooks (``results/<profile>/notebooks/``), the HTML
@@ -11,7 +11,7 @@ HTML with relative links (the folder can be zipped and opened anywhere, offline)
 - ``gallery.html``: every figure of ``figures/<profile>/`` with the caption stored in it;
 - ``tables.html`` and ``tables/tab_*.html`` (+ the CSV): every table.
 
-Run it with ``python -m emolib.report PROFILE`` (``run_all.sh`` does, after the notebooks).
+Run it with ``python -m emolib.run.report PROFILE`` (``run_all.sh`` does, after the notebooks).
 """
 
 from __future__ import annotations
@@ -27,9 +27,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from emolib.headlines import Headline, headline_numbers, read_saved_table
 from emolib.paths import figures_dir, results_dir, tables_dir
 from emolib.plots import figure_caption
+from emolib.run.headlines import Headline, headline_numbers, read_saved_table
 
 MAX_TABLE_ROWS = 500  # rows shown on a table's page; the CSV beside it has them all
 STYLE = """
@@ -97,22 +97,25 @@ def gather_notebooks(profile_name: str, out: Path) -> list[Entry]:
     return entries
 
 
+def copy_outputs(source: Path, pattern: str, target: Path) -> list[Path]:
+    """The files of ``source`` matching ``pattern``, in name order, copied into ``target`` (new)."""
+    target.mkdir(parents=True)
+    files = sorted(source.glob(pattern))
+    for path in files:
+        shutil.copyfile(path, target / path.name)
+    return files
+
+
 def gather_figures(profile_name: str, out: Path) -> list[Entry]:
     """Every ``fig_NN_*.png`` of the profile, copied into ``out/figures/``, with its caption."""
-    (out / "figures").mkdir(parents=True)
-    entries = []
-    for png in sorted(figures_dir(profile_name, ensure=False).glob("fig_[0-9][0-9]_*.png")):
-        shutil.copyfile(png, out / "figures" / png.name)
-        entries.append(Entry(png.name[4:6], png.stem, f"figures/{png.name}", figure_caption(png)))
-    return entries
+    pngs = copy_outputs(figures_dir(profile_name, ensure=False), "fig_[0-9][0-9]_*.png", out / "figures")
+    return [Entry(png.name[4:6], png.stem, f"figures/{png.name}", figure_caption(png)) for png in pngs]
 
 
 def gather_tables(profile_name: str, out: Path) -> list[Entry]:
     """Every ``tab_NN_*.csv`` of the profile: copied, and rendered as ``out/tables/<name>.html``."""
-    (out / "tables").mkdir(parents=True)
     entries = []
-    for csv in sorted(tables_dir(profile_name, ensure=False).glob("tab_[0-9][0-9]_*.csv")):
-        shutil.copyfile(csv, out / "tables" / csv.name)
+    for csv in copy_outputs(tables_dir(profile_name, ensure=False), "tab_[0-9][0-9]_*.csv", out / "tables"):
         frame = read_saved_table(csv)
         (out / "tables" / f"{csv.stem}.html").write_text(table_page(csv.stem, frame), encoding="utf-8")
         entries.append(Entry(csv.name[4:6], csv.stem, f"tables/{csv.stem}.html",
@@ -226,5 +229,5 @@ def build_report(profile_name: str) -> Path:
 
 if __name__ == "__main__":
     if len(sys.argv) != 2:
-        sys.exit("usage: python -m emolib.report PROFILE_NAME")
+        sys.exit("usage: python -m emolib.run.report PROFILE_NAME")
     print(f"report: {build_report(sys.argv[1])}")

@@ -15,7 +15,7 @@ from emolib import catalog
 from emolib.config import Profile
 from emolib.machine import MachinePlan
 from emolib.prompts.sets import order_name, sample_name
-from emolib.vlm.base import model_specs
+from emolib.vlm.backends import model_specs
 from emolib.vlm.recorded_files import recorded_file_subset
 from emolib.vlm.weights import hf_weight, in_process_problem
 
