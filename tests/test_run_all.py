@@ -29,13 +29,13 @@ def _run_all(profile: str, out: Path, notebooks: Path | None = None, timeout: in
 
 
 def test_notebooks_name_outputs_after_the_loaded_profile():
-    """Outputs go to figures/<profile name>/, not to a folder named after the parameter (which
+    """Outputs go to figures/<profile.name>/, not to a folder named after the parameter (which
     may be a path to a YAML file), and a notebook hands its overrides to load_profile as they
     are, so a wrong type is a ConfigError, not a bare TypeError."""
     for path in NOTEBOOKS:
         code = "\n".join(c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code")
-        assert "load_profile(profile, overrides=overrides)" in code, path.name
-        assert not re.search(r"(?<![\w(])profile,\s*f?\"", code), path.name
+        assert "profile = load_profile(profile_name, overrides=overrides)" in code, path.name
+        assert not re.search(r"(?<![\w(])profile_name,\s*f?\"", code), path.name  # outputs: profile.name
 
 
 def test_committed_notebooks_are_clean():
