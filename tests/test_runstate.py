@@ -85,3 +85,11 @@ def test_weights_that_arrive_and_the_machines_decisions_are_part_of_the_fingerpr
     finally:
         monkeypatch.delenv(NATIVE_BF16_ENV_VAR)
         _read_machine.cache_clear()
+
+
+def test_the_fingerprint_reads_every_file_of_the_package():
+    """A change anywhere in emolib (a stage, the settings, the templates) makes the notebooks
+    stale, not only a change beside runstate in emolib/run/."""
+    files = {p.relative_to(runstate.PACKAGE).as_posix() for p in runstate._package_files()}
+    assert runstate.PACKAGE.name == "emolib"
+    assert {"train/loop.py", "config/cnn.py", "templates.yaml", "run/runstate.py", "machine.py"} <= files

