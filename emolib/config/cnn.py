@@ -101,6 +101,7 @@ class CNNConfig:
         unknown = sorted(set(self.per_model[name]) - set(PER_MODEL_KEYS))
         if unknown:
             raise ConfigError(f"cnn.per_model.{name}: unknown key(s) {unknown}; allowed: {sorted(PER_MODEL_KEYS)}")
+        bounds = {f.name: f.metadata["bounds"] for f in fields(self) if "bounds" in f.metadata}
         for key, value in self.per_model[name].items():
             where = f"cnn.per_model.{name}.{key}"
             try:
@@ -109,9 +110,8 @@ class CNNConfig:
                 raise ConfigError(f"{where}: {value!r} is not a valid {key}") from None
             if key in CHOICES and cast not in CHOICES[key]:
                 raise ConfigError(f"{where}: {cast!r} is not one of {list(CHOICES[key])}")
-            bounds = {f.name: f.metadata.get("bounds") for f in fields(self)}.get(key)
-            if bounds:
-                check_bounds(cast, bounds, where)
+            if key in bounds:
+                check_bounds(cast, bounds[key], where)
         self._check_epoch_sizes(name)
 
     def _check_epoch_sizes(self, name: str) -> None:

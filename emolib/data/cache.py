@@ -29,6 +29,7 @@ import pandas as pd
 
 from emolib.data.imageset import ZIP_SEP, ImageSet
 from emolib.paths import results_dir
+from emolib.store import write_json, write_npz
 
 _FIELDS = ("ids", "splits", "labels", "pixels")
 _UNSUPPORTED = ("sources", "soft_labels", "valence", "arousal")
@@ -88,11 +89,7 @@ def _from_arrays(arrays: dict[str, np.ndarray]) -> ImageSet:
 
 def save_imageset(image_set: ImageSet, path: Path) -> None:
     """Write an in-memory ImageSet to ``path`` (.npz, uncompressed), atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as handle:
-        np.savez(handle, **_arrays(image_set))
-    os.replace(tmp, path)
+    write_npz(path, **_arrays(image_set))
 
 
 def load_imageset(path: Path) -> ImageSet:
@@ -155,9 +152,6 @@ def cached_unreadable(kind: str, source: Path, sources: tuple[str, ...],
             bad = {int(i): message for i, message in stored.items()}
             return bad, f"decode check of its {len(sources)} images read from the cache {path}"
     bad = find()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({str(i): message for i, message in bad.items()}), encoding="utf-8")
-    os.replace(tmp, path)
+    write_json(path, {str(i): message for i, message in bad.items()})
     _drop_stale(path, f"{kind}-check-{source_id}-*.json")
     return bad, f"checked that its {len(sources)} images decode (result cached in {path}{rebuilt})"

@@ -214,13 +214,9 @@ def main(argv: list[str] | None = None) -> int:
                       help="plan for this device instead of the profile's (cuda: also on a machine without one)")
     plan.add_argument("--no-probe", action="store_true", help="no training-speed probe (no time estimate)")
     args = parser.parse_args(argv)
-    try:
-        if args.command == "plan":
-            return run_plan(args.profile, args.device, not args.no_probe)
-        return run_fetch(args.targets, args.dry_run, args.retries, args.fetch_all)
-    except ConfigError as err:  # a profile that cannot be used as written: the message says where and why
-        print(f"emolib {args.command}: {err}", file=sys.stderr)
-        return 2
+    if args.command == "plan":
+        return run_plan(args.profile, args.device, not args.no_probe)
+    return run_fetch(args.targets, args.dry_run, args.retries, args.fetch_all)
 
 
 def run_plan(target: str, device: str | None, probe: bool = True) -> int:
@@ -232,7 +228,11 @@ def run_plan(target: str, device: str | None, probe: bool = True) -> int:
     from emolib.run.plan import plan_notes, profile_plan
 
     overrides = {"device": device} if device else {}
-    profile = load_profile(target, check_machine=False, **overrides)
+    try:
+        profile = load_profile(target, check_machine=False, **overrides)
+    except ConfigError as err:  # a profile that cannot be used as written: the message says where and why
+        print(f"emolib plan: {err}", file=sys.stderr)
+        return 2
     machine = read_machine()
     if profile.device.startswith("cuda") and not machine.cuda:
         machine = assume_gpu(machine)

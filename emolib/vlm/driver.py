@@ -63,12 +63,10 @@ class ModelDriver:
         self.cache.close()
 
 
-def waiting(status: pd.DataFrame, backends: tuple[str, ...] | None = None) -> list[ModelSpec]:
-    """The models of a stored status table that were not available (of ``backends`` only,
-    when given): the ones a later run tries again."""
-    rows = status[status["status"] != AVAILABLE]
-    if backends is not None:
-        rows = rows[rows["backend"].isin(backends)]
+def waiting(status: pd.DataFrame, skip: tuple[str, ...] = ()) -> list[ModelSpec]:
+    """The models of a stored status table that were not available (but those of the backends
+    in ``skip``): the ones a later run tries again."""
+    rows = status[(status["status"] != AVAILABLE) & ~status["backend"].isin(skip)]
     return [ModelSpec(r.backend, r.model) for r in rows.itertuples()]
 
 

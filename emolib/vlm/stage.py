@@ -32,7 +32,7 @@ from emolib.recorder import CostRecorder
 from emolib.store import StageStore, write_json, write_parquet, write_text
 from emolib.vlm import recorded as rec
 from emolib.vlm import recorded_files as rec_files
-from emolib.vlm.backends import BACKEND_NAMES, model_specs
+from emolib.vlm.backends import model_specs
 from emolib.vlm.driver import STATUS_COLUMNS, ModelDriver, error_notes, join_arrived, waiting
 from emolib.vlm.parse import lazy_embedder
 from emolib.vlm.probe import fit_linear_probe
@@ -198,11 +198,11 @@ def run_zero_shot(profile: Profile, restored: dict[str, ImageSet], force: bool =
     for spec in model_specs(profile.vlm):  # one model in memory at a time
         run.score(spec)
     if profile.vlm.recorded_files:  # answers of any model on any set, one file each
-        got_rows, got = _recorded_file_frames(profile, store, run.recorder, run.notes)
-        run.rows += got_rows
+        got_rows, got = _recorded_file_frames(profile, store, run.driver.recorder, run.notes)
+        run.driver.rows += got_rows
         run.frames += got
     run.driver.close()
-    status = pd.DataFrame(run.rows, columns=STATUS_COLUMNS)
+    status = pd.DataFrame(run.driver.rows, columns=STATUS_COLUMNS)
     predictions = pd.concat(run.frames, ignore_index=True) if run.frames else read_predictions([])
     if previous is not None:  # a model unavailable now keeps the predictions it made before
         predictions, status = keep_earlier(previous, predictions, status)
@@ -223,14 +223,14 @@ def read_stored(store: StageStore) -> ZeroShotResult:
 
 
 class ModelRun:
-    """Scores models one at a time (``emolib.vlm.driver``) into ``frames``/``rows``/``sentiment``,
-    loading the images only when a model needs them; every load is a timed ``preprocess`` phase."""
+    """Scores models one at a time (``emolib.vlm.driver``) into ``frames``/``sentiment`` and the
+    status rows ``driver.rows``, loading the images only when a model needs them; every load is a
+    timed ``preprocess`` phase."""
 
     def __init__(self, profile: Profile, restored: dict[str, ImageSet], store: StageStore,
                  data: DataSets | None) -> None:
         self.profile, self.restored, self.store, self.data = profile, restored, store, data
         self.driver = ModelDriver(profile, store, STAGE)
-        self.recorder, self.cache, self.rows = self.driver.recorder, self.driver.cache, self.driver.rows
         self.frames: list[pd.DataFrame] = []
         self.sentiment: list[pd.DataFrame] = []
         self.notes: list[str] = []
@@ -243,17 +243,17 @@ class ModelRun:
         if backend is None:
             return row
         if spec.backend == "recorded":
-            got, sent = _recorded_frames(spec.model, self.profile, self.store, self.recorder, self.notes)
+            got, sent = _recorded_frames(spec.model, self.profile, self.store, self.driver.recorder, self.notes)
             self.frames += got
             self.sentiment += sent
             return row
         if not self.sets:  # images are loaded only if some model needs them
-            with self.recorder.phase("preprocess", step="load evaluation sets") as handle:
+            with self.driver.recorder.phase("preprocess", step="load evaluation sets") as handle:
                 self.data = load_sets(self.profile) if self.data is None else self.data
                 self.sets, self.train = eval_sets(self.profile, self.restored, self.data)
                 handle.items = sum(len(s) for s in self.sets)
             self.notes += unavailable_notes(self.data)
-        self.frames += _score_model(backend, self.profile, self.sets, self.train, self.recorder)
+        self.frames += _score_model(backend, self.profile, self.sets, self.train, self.driver.recorder)
         del backend
         self.driver.done()
         return row
@@ -264,14 +264,14 @@ def add_arrived(profile: Profile, restored: dict[str, ImageSet], stored: ZeroSho
     """``stored`` with every model that was unavailable tried again: one that loads now is
     scored alone and its rows joined to the stored ones (nothing else is recomputed); one that
     still does not keeps its row, with today's reason. ``stored`` itself when none arrived."""
-    specs = waiting(stored.status, tuple(b for b in BACKEND_NAMES if b != "recorded"))
+    specs = waiting(stored.status, skip=("recorded",))  # recorded answers do not arrive later
     if not specs:
         return stored
     run = ModelRun(profile, restored, stored.store, data)
     for spec in specs:
         run.score(spec)
     run.driver.close()
-    status, arrived = join_arrived(stored.status, run.rows)
+    status, arrived = join_arrived(stored.status, run.driver.rows)
     if not arrived:
         return stored
     predictions = pd.concat([stored.predictions, *run.frames], ignore_index=True)
