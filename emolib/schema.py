@@ -137,6 +137,9 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
+        others = [a for a in args if a is not type(None)]
+        if len(others) == 1:  # X | None: X's own error ("expected float, got str 'fast'")
+            return _coerce(others[0], value, where)
         errors = []
         for arg in (a for a in args if a is not type(None)):
             try:

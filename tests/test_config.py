@@ -70,38 +70,42 @@ def test_config_hash_is_stable_and_sensitive():
     assert config_hash({"x": 1, "y": 2}) == config_hash({"y": 2, "x": 1})
 
 
-def test_per_model_overrides_are_checked_at_load():
+def test_per_model_overrides_are_typed_and_checked_at_load():
     tuned = load_profile("smoke", **{"cnn.per_model": {"resnet50": {"epochs": 3, "lr": 1}}})
-    assert tuned.cnn.overrides_for("resnet50") == {"epochs": 3, "lr": 1.0}
-    assert isinstance(tuned.cnn.overrides_for("resnet50")["lr"], float)
-    assert tuned.cnn.overrides_for("vgg19_bn") == {}
-    with pytest.raises(ConfigError, match=r"cnn.per_model.resnet50: unknown key\(s\) \['epoch'\]; allowed: .*'epochs'"):
+    assert tuned.cnn.model("resnet50").training_overrides() == {"epochs": 3, "lr": 1.0}
+    assert isinstance(tuned.cnn.model("resnet50").lr, float)
+    assert tuned.cnn.model("vgg19_bn").training_overrides() == {}
+    assert tuned.cnn.width_of("vgg19_bn") == 0.25 and tuned.cnn.width_of("resnet50") == 1.0  # smoke.yaml
+    with pytest.raises(ConfigError, match=r"per_model.resnet50: unknown key\(s\) \['epoch'\] .*allowed: .*'epochs'"):
         load_profile("smoke", **{"cnn.per_model": {"resnet50": {"epoch": 3}}})
-    with pytest.raises(ConfigError, match=r"cnn.per_model.vgg16: 'vgg16' is not in cnn.models"):
+    with pytest.raises(ConfigError, match=r"cnn.per_model.vgg16: unknown name 'vgg16'; did you mean 'vgg19'"):
         load_profile("smoke", **{"cnn.per_model": {"vgg16": {"epochs": 3}}})
+    # a model left out of cnn.models may keep its block (unused), so narrowing models keeps a profile valid
+    assert load_profile("quick", **{"cnn.models": ["vgg19_bn"]}).cnn.models == ("vgg19_bn",)
 
 
 def test_progressive_sizes_regularisation_and_alone_share_are_checked_at_load():
-    tuned = load_profile("smoke", **{"cnn.per_model": {"resnet50": {"epochs": 3, "epoch_sizes": [32, 40, 48]}},
-                                     "cnn.input_size": 48, "cnn.alone_share": {"resnet50": 0.6},
-                                     "cnn.dropout": {"vgg19_bn": 0.1}, "cnn.stochastic_depth": {"efficientnet_b0": 0}})
-    assert tuned.cnn.overrides_for("resnet50")["epoch_sizes"] == (32, 40, 48)
+    tuned = load_profile("smoke", **{"cnn.input_size": 48, "cnn.per_model": {
+        "resnet50": {"epochs": 3, "epoch_sizes": [32, 40, 48], "alone_share": 0.6},
+        "vgg19_bn": {"dropout": 0.1}, "efficientnet_b0": {"stochastic_depth": 0}}})
+    assert tuned.cnn.model("resnet50").epoch_sizes == (32, 40, 48)
+    assert tuned.cnn.model("efficientnet_b0").stochastic_depth == 0.0
     for sizes, why in (([32, 48], "one input size"), ([32, 48, 40], "the last equal to cnn.input_size \\(48\\)")):
         with pytest.raises(ConfigError, match=r"cnn.per_model.resnet50.epoch_sizes .*" + why):
             load_profile("smoke", **{"cnn.input_size": 48,
                                      "cnn.per_model": {"resnet50": {"epochs": 3, "epoch_sizes": sizes}}})
     assert tuned.cnn.alone_epochs("resnet50") == 2 and tuned.cnn.alone_epochs("vgg19_bn") == 0  # 0.6 x 3
     assert load_profile("quick", **{"cnn.epochs": 2}).cnn.alone_epochs("vgg19_bn") == 1  # follows an override
-    with pytest.raises(ConfigError, match=r"cnn.alone_share.resnet50: 1.5 must be a share of the epochs"):
-        load_profile("smoke", **{"cnn.alone_share": {"resnet50": 1.5}})
-    with pytest.raises(ConfigError, match=r"cnn.alone_share.vgg16: .* of a model in cnn.models"):
-        load_profile("smoke", **{"cnn.alone_share": {"vgg16": 0.5}})
-    with pytest.raises(ConfigError, match=r"cnn.dropout.resnet50: .*ResNet-50 has no dropout"):
-        load_profile("smoke", **{"cnn.dropout": {"resnet50": 0.1}})
-    with pytest.raises(ConfigError, match=r"cnn.stochastic_depth.vgg19_bn: .*efficientnet_b0"):
-        load_profile("smoke", **{"cnn.stochastic_depth": {"vgg19_bn": 0.1}})
-    with pytest.raises(ConfigError, match=r"cnn.dropout.vgg19_bn: 1.0 is not allowed"):
-        load_profile("smoke", **{"cnn.dropout": {"vgg19_bn": 1.0}})
+    for key, value, message in (
+            ("resnet50.alone_share", 1.5, r"resnet50.alone_share: 1.5 is out of range; it must be in \(0, 1\]"),
+            ("resnet50.epoch_sizes", [4, 48], r"resnet50.epoch_sizes\[0\]: 4 is out of range; it must be at least 8"),
+            ("resnet50.dropout", 0.1, r"resnet50.dropout: ResNet-50 has no dropout"),
+            ("vgg19_bn.stochastic_depth", 0.1, r"vgg19_bn.stochastic_depth: only efficientnet_b0"),
+            ("vgg19_bn.dropout", 1.0, r"vgg19_bn.dropout: 1.0 is out of range; it must be in \[0, 1\)"),
+            ("vgg19_bn.width", "wide", r"vgg19_bn.width: expected float, got str 'wide'")):
+        with pytest.raises(ConfigError, match=r"cnn.per_model." + message):
+            load_profile("smoke", **{f"cnn.per_model.{key}": value})
+
 
 
 def test_evaluation_sizes_live_in_the_data_section():

@@ -160,7 +160,7 @@ def test_quick_epochs_run_in_the_workers_then_alone_with_every_thread():
     alone = profile.cnn.alone_epochs("vgg19_bn")
     assert alone > 0 and [e[2] for e in epochs] == ["worker"] * (len(epochs) - alone) + ["alone"] * alone
     assert {e[1] for e in epochs if e[2] == "alone"} == {2} and {e[1] for e in epochs if e[2] == "worker"} == {1}
-    sizes = profile.cnn.overrides_for("resnet50").get("epoch_sizes")
+    sizes = profile.cnn.model("resnet50").epoch_sizes
     assert [e[0] for e in epoch_plan(profile, plan, "resnet50")] == list(sizes or [profile.cnn.input_size] *
                                                                          profile.cnn.epochs_of("resnet50"))
     serial = epoch_plan(profile, plan_machine(quick(), replace(AVX2, cores=1)), "vgg19_bn")

@@ -113,7 +113,7 @@ def test_dropout_and_stochastic_depth_reach_the_built_networks():
     with pytest.raises(ValueError, match="vgg19_bn has no stochastic depth"):
         build_model("vgg19_bn", 7, 1, stochastic_depth=0.1)
     profile = load_profile("smoke", **{"cnn.models": ["vgg19_bn", "efficientnet_b0"],
-                                       "cnn.stochastic_depth": {"efficientnet_b0": 0.0}})
+                                       "cnn.per_model.efficientnet_b0.stochastic_depth": 0.0})
     built, _ = stage.build_for(profile, "efficientnet_b0", 7)
     assert {m.p for m in built.modules() if type(m).__name__ == "StochasticDepth"} == {0.0}
     # regularising one model retrains that model only
@@ -481,7 +481,7 @@ def test_flip_averages_the_probabilities_of_a_face_and_its_mirror_image():
 def test_alone_share_of_epochs_finishes_after_the_workers_with_every_thread(tmp_path, monkeypatch):
     monkeypatch.setenv(RESULTS_ENV_VAR, str(tmp_path))
     profile = load_profile("smoke", **{"cnn.models": ["vgg19_bn", "efficientnet_b0"], "cnn.epochs": 2,
-                                       "cnn.parallel": 2, "cnn.alone_share": {"vgg19_bn": 0.5}})
+                                       "cnn.parallel": 2, "cnn.per_model.vgg19_bn.alone_share": 0.5})
     trained = stage.train_all(profile, load_faces(profile))
     assert [len(t.result.history) for t in trained] == [2, 2]
     vgg = read_cost_records(catalog.cnn_model_store(profile, "vgg19_bn", 0).dir / COST_FILE)

@@ -59,23 +59,21 @@ def restoration_cache_dir(profile: Profile) -> Path:
 def cnn_model_key(profile: Profile, name: str, machine: Machine | None = None) -> dict:
     """What decides one CNN's training (its own settings, not the other models'), so that
     changing one model's width, precision or overrides does not retrain the others."""
-    cfg = profile.cnn
+    cfg, own = profile.cnn, profile.cnn.model(name)
     shared = {k: v for k, v in to_dict(cfg).items()
-              if k not in ("models", "widths", "stem_strides", "precision", "seeds", "hard_threshold",
-                           "hard_folds", "hard_probe", "hard_vote_share", "per_model", "threads",
-                           "test_time_flip", "parallel", "alone_share", "dropout",
-                           "stochastic_depth")}
-    regularization = {key: getattr(cfg, key)[name] for key in ("dropout", "stochastic_depth")
-                      if name in getattr(cfg, key)}  # absent when unset: existing keys unchanged
-    own = {k: v for k, v in cfg.overrides_for(name).items() if k != "precision"}
+              if k not in ("models", "precision", "seeds", "hard_threshold", "hard_folds", "hard_probe",
+                           "hard_vote_share", "per_model", "threads", "test_time_flip", "parallel")}
+    regularization = {key: getattr(own, key) for key in ("dropout", "stochastic_depth")
+                      if getattr(own, key) is not None}  # absent when unset: existing keys unchanged
+    training = own.training_overrides()
     # the precision decided on this machine (auto: bf16 where the CPU computes it natively), not
     # the word asked for: an AVX2 and an AMX machine train different networks into different folders
     precision = plan_machine(profile, machine).precision[name]
     # ImageNet weights that arrive later make another network: trained anew, in its own folder
     init = {"imagenet_weights_here": imagenet_weights_file(name).is_file()} if cfg.weights == "imagenet" else {}
-    return {"model": name, "width": cfg.widths.get(name, 1.0), "stem_stride": cfg.stem_strides.get(name),
+    return {"model": name, "width": cfg.width_of(name), "stem_stride": own.stem_stride,
             **regularization, "bf16": precision == "bf16", **({"precision": precision} if precision == "fp16" else {}),
-            **init, **shared, **own, "data": face_data_key(profile)}
+            **init, **shared, **training, "data": face_data_key(profile)}
 
 
 FACE_DATA_KEYS = ("source", "fer2013", "synthetic_per_class", "subsample", "skip_unreadable")

@@ -11,7 +11,7 @@ short hash of any config section, used to name stage output folders.
 """
 
 from emolib.config.checks import check_threads
-from emolib.config.cnn import PER_MODEL_KEYS, CNNConfig
+from emolib.config.cnn import CNNConfig, ModelSettings
 from emolib.config.data import DATA_ROLES, DataConfig, DataSetConfig, SubsampleConfig
 from emolib.config.profile import (
     PROMPT_SET_GROUPS,
@@ -34,7 +34,7 @@ from emolib.registry import DATA_LOADERS
 from emolib.schema import ConfigError, build_config, config_hash, to_dict
 
 __all__ = ["CNNConfig", "ConfigError", "CostConfig", "DATA_LOADERS", "DATA_ROLES", "DataConfig", "DataSetConfig",
-           "EndpointConfig", "HumanEvalConfig", "PER_MODEL_KEYS", "PROMPT_SET_GROUPS", "Profile", "PromptStudyConfig",
+           "EndpointConfig", "HumanEvalConfig", "ModelSettings", "PROMPT_SET_GROUPS", "Profile", "PromptStudyConfig",
            "RECORDED_ANSWER_MODES", "RECORDED_FILE_COLUMNS", "RecordedFileConfig", "RestorationConfig",
            "SubsampleConfig", "VLMConfig", "build_config", "check_threads", "config_hash", "configs_dir",
            "load_profile", "profile_path", "to_dict", "with_endpoint_models"]

@@ -57,8 +57,8 @@ def build_study_cnn(profile: Profile, name: str, device: str = "cpu") -> nn.Modu
     """Notebook 03's architecture ``name`` with random weights (7 classes)."""
     cfg = profile.cnn
     with torch.device(device):
-        return build_model(name, 7, in_channels_of(cfg.stem), width=cfg.widths.get(name, 1.0),
-                           stem_stride=cfg.stem_strides.get(name))
+        return build_model(name, 7, in_channels_of(cfg.stem), width=cfg.width_of(name),
+                           stem_stride=cfg.model(name).stem_stride)
 
 
 def build_clip(spec: str, device: str | torch.device = "cpu") -> tuple[nn.Module, int]:

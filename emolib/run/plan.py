@@ -114,7 +114,7 @@ def _range(gb: tuple[float, float]) -> str:
 def _cnn_memory(profile: Profile, name: str) -> str:
     """CNN training on a GPU: the 224-px figure scaled by the batch and the pixels."""
     low, high = CNN_GPU_GB_224.get(name, (6, 18))
-    batch = profile.cnn.overrides_for(name).get("batch_size", profile.cnn.batch_size)
+    batch = profile.cnn.batch_size_of(name)
     scale = (batch / 128) * (profile.cnn.input_size / 224) ** 2
     return _range((max(0.5, low * scale), max(0.5, high * scale)) if scale < 1 else (low * scale, high * scale))
 

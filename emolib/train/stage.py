@@ -70,10 +70,9 @@ def settings_for(profile: Profile, name: str, seed: int, machine: Machine | None
               "weight_decay": cfg.weight_decay, "optimizer": cfg.optimizer,
               "warmup_epochs": cfg.warmup_epochs, "label_smoothing": cfg.label_smoothing,
               "class_weights": cfg.class_weights, "erase_p": cfg.erase_p, "patience": cfg.patience}
-    own = {k: v for k, v in cfg.overrides_for(name).items() if k != "precision"}
     return TrainSettings(
-        **{**shared, **own}, seed=seed, precision=plan.precision[name], input_size=cfg.input_size,
-        in_channels=in_channels_of(cfg.stem), device=plan.device,
+        **{**shared, **cfg.model(name).training_overrides()}, seed=seed, precision=plan.precision[name],
+        input_size=cfg.input_size, in_channels=in_channels_of(cfg.stem), device=plan.device,
         config_key=config_hash(catalog.cnn_model_key(profile, name, machine)))
 
 
@@ -93,9 +92,9 @@ def training_arrays(faces: ImageSet, profile: Profile, seed: int) -> dict[str, n
 
 def build_network(profile: Profile, name: str, n_classes: int) -> nn.Module:
     """The network ``name`` as this profile shapes it (width, stem, dropout), random weights."""
-    cfg = profile.cnn
-    return build_model(name, n_classes, in_channels_of(cfg.stem), cfg.widths.get(name, 1.0),
-                       cfg.stem_strides.get(name), cfg.dropout.get(name), cfg.stochastic_depth.get(name))
+    cfg, own = profile.cnn, profile.cnn.model(name)
+    return build_model(name, n_classes, in_channels_of(cfg.stem), cfg.width_of(name), own.stem_stride,
+                       own.dropout, own.stochastic_depth)
 
 
 def build_for(profile: Profile, name: str, n_classes: int) -> tuple[nn.Module, WeightsStatus]:
@@ -211,12 +210,12 @@ def describe_model(profile: Profile, name: str, machine: Machine | None = None) 
     "ResNet-50, half width, 48 px gray, 5 epochs, fp32 on this CPU": what a reader must see
     beside its score when it is not the published network trained the published way."""
     cfg, s = profile.cnn, settings_for(profile, name, profile.cnn.seeds[0], machine)
-    width = cfg.widths.get(name, 1.0)
+    width, stride = cfg.width_of(name), cfg.model(name).stem_stride
     parts = [DISPLAY_NAMES[name]]
     if width != 1.0:
         parts.append(WIDTH_WORDS.get(width, f"{width:g}x width"))
-    if name in cfg.stem_strides:
-        parts.append(f"stem stride {cfg.stem_strides[name]}")
+    if stride is not None:
+        parts.append(f"stem stride {stride}")
     sizes = f"{min(s.epoch_sizes)}-{cfg.input_size} px" if s.epoch_sizes else f"{cfg.input_size} px"
     parts += [f"{sizes} {cfg.stem}", f"{s.epochs} epoch{'' if s.epochs == 1 else 's'}",
               plan_machine(profile, machine).precision_words(name)]
