@@ -38,8 +38,8 @@ HOUSE_PALETTE = ("#0173b2", "#de8f05", "#029e73", "#d55e00", "#cc78bc", "#ca9161
                  "#949494", "#ece133", "#56b4e9")
 ROLE_COLORS = {
     # who answered
-    "cnn": "#0173b2", "clip": "#de8f05", "clip_probe": "#ca9161", "hf": "#029e73", "openai": "#cc78bc",
-    "recorded": "#d55e00",
+    "cnn": "#0173b2", "cnn_ensemble": "#56b4e9", "clip": "#de8f05", "clip_probe": "#ca9161", "hf": "#029e73",
+    "openai": "#cc78bc", "recorded": "#d55e00",
     # sentiment of a label
     "positive": "#029e73", "negative": "#d55e00", "neutral": "#949494",
     # faces before and after restoration
@@ -60,7 +60,8 @@ WORDS = {
     "artphoto_gpt4v": "ArtPhoto images GPT-4V answered", "abstract_gpt4v": "Abstract images GPT-4V answered",
     "gpt4v": "GPT-4V (recorded answers)", "fer2013": "FER-2013", "ferplus": "FER+", "emotion6": "Emotion6",
     "synthetic_faces": "synthetic faces", "synthetic_evoked": "synthetic evoked-emotion images",
-    "cnn": "CNN", "clip": "CLIP zero-shot", "clip_probe": "CLIP linear probe", "hf": "generative VLM",
+    "cnn": "CNN", "cnn_ensemble": "CNN ensemble", "soft_vote": "soft vote of the CNNs",
+    "clip": "CLIP zero-shot", "clip_probe": "CLIP linear probe", "hf": "generative VLM",
     "openai": "OpenAI-compatible server", "recorded": "recorded answers",
 }
 

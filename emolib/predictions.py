@@ -8,7 +8,7 @@ Columns (``COLUMNS``), one fact each:
   (``parse_status`` ``unparseable``, ``error``, or ``not_recorded``: a recording of answers
   made elsewhere lacks the image): such a row counts as wrong and is reported, never dropped;
 - ``scores``: per-class probabilities or similarities (list of float) or None;
-- ``model, backend``: what answered (backend: cnn, clip, clip_probe, hf, openai, recorded);
+- ``model, backend``: what answered (backend: cnn, cnn_ensemble, clip, clip_probe, hf, openai, recorded);
 - ``restoration``: the face restoration the image went through (``none``: the original);
 - ``prompt``: the prompt variant (``default`` for the VLM stage; ``-`` for CNNs and probes);
 - ``seed``: the training seed (CNNs) or the profile seed (everything else);
@@ -37,7 +37,7 @@ COLUMNS = {
     "y_pred": "int64",
     "scores": "object",  # per-class probabilities/similarities (list of float) or None
     "model": "object",
-    "backend": "object",  # cnn | clip | clip_probe | hf | openai | recorded
+    "backend": "object",  # cnn | cnn_ensemble | clip | clip_probe | hf | openai | recorded
     "restoration": "object",  # none | <restoration backend>-<size>
     "prompt": "object",  # default | <prompt variant> | - (no prompt: CNNs, probes)
     "seed": "int64",
@@ -51,6 +51,8 @@ ROW_KEYS = ("image_id", "dataset", "model", "backend", "restoration", "prompt", 
 # what names one group of rows scored together (one model under one configuration)
 CONFIG_KEYS = ("dataset", "label_set", "model", "backend", "restoration", "prompt", "seed", "subset")
 NO_PROMPT = "-"
+ENSEMBLE_BACKEND = "cnn_ensemble"  # the soft vote of the trained CNNs (emolib.train.ensemble)
+CNN_BACKENDS = ("cnn", ENSEMBLE_BACKEND)  # trained networks and their ensemble, not VLMs
 PARSE_STATUSES = ("scored", "json", "text_match", "embedding_match", "unparseable", "error", "not_recorded")
 NO_ANSWER_STATUSES = ("unparseable", "error", "not_recorded")  # not_recorded: a recording lacks the image
 NO_PREDICTION = -1

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import io
 import json
 import re
 import socket
@@ -10,8 +12,13 @@ import struct
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
+from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
+
+import numpy as np
+from PIL import Image
 
 
 class FirstLabelServer:
@@ -62,6 +69,76 @@ class FirstLabelServer:
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def decode_data_url(url: str) -> np.ndarray:
+    """The uint8 (H, W) or (H, W, 3) image of a ``data:image/<png|jpeg>;base64,...`` URL."""
+    head, _, payload = url.partition(",")
+    if not (head.startswith("data:image/") and head.endswith(";base64")):
+        raise ValueError(f"not a base64 image data URL: {head[:40]!r}")
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(payload))))
+
+
+class HFChatServer:
+    """An OpenAI-compatible server of one model, as vLLM serves a repo under its name:
+    ``GET /v1/models`` lists ``backend.spec.model``; ``POST /v1/chat/completions`` decodes the
+    request's image (its data URL), applies ``alter`` to it (None: as sent) and answers with
+    ``backend.generate([image], prompt)``, emolib's own in-process HF code path, under the
+    request's ``max_tokens`` and ``temperature``, one request at a time. A model it does not
+    serve gets HTTP 404, as from vLLM. ``images``: every image answered (after ``alter``), in
+    the order answered; ``serving`` False: ``/v1/models`` lists nothing (the model went away).
+    ``backend``: an ``emolib.vlm.hf.HFBackend`` (``load_backend("hf:<folder>", config)``)."""
+
+    def __init__(self, backend, alter: Callable[[np.ndarray], np.ndarray] | None = None) -> None:
+        self.backend, self.alter, self.serving = backend, alter, True
+        self.images: list[np.ndarray] = []
+        self.lock = threading.Lock()  # one generation at a time, as the model is not thread-safe
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args) -> None:
+                pass
+
+            def _send(self, status: int, payload: dict) -> None:
+                body = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self) -> None:
+                served = [server.backend.spec.model] if server.serving else []
+                self._send(200, {"object": "list", "data": [{"id": m, "object": "model"} for m in served]})
+
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                if body["model"] != server.backend.spec.model:
+                    return self._send(404, {"error": {"message": f"model {body['model']} does not exist"}})
+                self._send(200, {"object": "chat.completion", "choices": [
+                    {"index": 0, "finish_reason": "stop",
+                     "message": {"role": "assistant", "content": server.answer(body)}}]})
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)  # a free port
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def answer(self, body: dict) -> str:
+        """The model's answer to one chat request (one user message: an image, then the text)."""
+        parts = body["messages"][0]["content"]
+        image = decode_data_url(next(p["image_url"]["url"] for p in parts if p["type"] == "image_url"))
+        prompt = next(p["text"] for p in parts if p["type"] == "text")
+        image = image if self.alter is None else self.alter(image)
+        with self.lock:
+            self.images.append(image)
+            self.backend.config = replace(self.backend.config, max_new_tokens=body["max_tokens"],
+                                          temperature=body["temperature"])
+            return self.backend.generate([image], prompt)[0]
 
     def close(self) -> None:
         self.httpd.shutdown()

@@ -112,10 +112,12 @@ def test_named_subsets_come_from_the_audit_and_are_stored_once(tmp_path, monkeyp
 
     sizes = define_subsets(profile, s, evoked, audit["leakage"]).set_index("subset")["n"]
     assert sizes.to_dict() == {"fer_private": 13, "fer_private_leakage_free_exact": 11,
-                               "fer_private_leakage_free_near": 10, "fer_eval_7": 7, "emotion6_all": 12,
-                               "emotion6_eval_6": 6}
+                               "fer_private_leakage_free_near": 10, "fer_eval_7": 7,
+                               "fer_kaggle_test": 13,  # no PublicTest faces planted: PrivateTest's
+                               "emotion6_all": 12, "emotion6_eval_6": 6}
     private = s.split("private_test")
     assert catalog.subset_ids(profile, "fer_private").tolist() == private.ids.tolist()
+    assert catalog.subset_ids(profile, "fer_kaggle_test").tolist() == private.ids.tolist()
     exact = set(catalog.subset_ids(profile, "fer_private_leakage_free_exact"))
     near = set(catalog.subset_ids(profile, "fer_private_leakage_free_near"))
     assert set(private.ids) - exact == {"img30", "img31"}  # the exact copies of training faces

@@ -195,6 +195,7 @@ def test_paper_vllm_example_serves_the_paper_models_through_vllm_endpoints():
     # everything else is the paper profile
     assert (profile.data, profile.cnn, profile.restoration) == (paper.data, paper.cnn, paper.restoration)
     assert profile.vlm.clip_models == paper.vlm.clip_models and profile.vlm.recorded == paper.vlm.recorded
+    assert profile.vlm.clip_benchmark_models == paper.vlm.clip_benchmark_models
 
 
 def test_notebook_parameters_of_the_wrong_type_are_named():

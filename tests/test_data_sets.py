@@ -274,7 +274,8 @@ def test_vlm_stage_scores_every_available_evoked_set(tmp_path, evoked_files, mon
     truth = dict(zip(frame["file"].str.removeprefix("art/").str.removesuffix(".jpg"), frame["truth"], strict=True))
     names = np.array(data.get("art").label_set.names)
     assert names[on_art["y_true"]].tolist() == [truth[i] for i in on_art["image_id"]]
-    assert set(predictions["subset"]) == {catalog.fer_eval_name(profile), "emotion6_eval_24", "art_eval_12"}
+    assert set(predictions["subset"]) == {catalog.fer_eval_name(profile), "emotion6_eval_24", "art_eval_12",
+                                          catalog.FER_KAGGLE_TEST}  # smoke: vlm.clip_benchmark_models
     scores = score_table(predictions, n_boot=20).set_index("subset")
     assert scores.loc["art_eval_12", "n"] == 12
     assert run_zero_shot(profile, {}).predictions.equals(result.predictions)  # read back

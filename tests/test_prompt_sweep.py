@@ -25,7 +25,7 @@ def server():
 
 def sweep_profile(url: str, variants: list[str], hf: bool = True):
     profile = load_profile("smoke", **{
-        "vlm.clip_models": [], "vlm.hf_models": ["tiny-random-llava"] if hf else [],
+        "vlm.clip_models": [], "vlm.clip_benchmark_models": [], "vlm.hf_models": ["tiny-random-llava"] if hf else [],
         "vlm.openai_models": ["first-label"], "vlm.openai_base_url": url, "vlm.concurrency": 2,
         "vlm.request_timeout_s": 10.0, "vlm.max_retries": 0, "vlm.max_new_tokens": 4,
         "prompts.variants": variants, "prompts.sample_size": 12, "prompts.n_permutations": 3,

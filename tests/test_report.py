@@ -300,15 +300,21 @@ def test_legends_sit_outside_the_data():
         plt.close(fig)
 
 
-def test_gpt4v_headline_names_the_seed_and_its_own_holm_p():
+def test_gpt4v_headline_names_the_seed_its_own_holm_p_and_the_ensemble_of_that_seed():
     from emolib.run.headlines import gpt4v_vs_cnns
 
-    scores = pd.DataFrame({"backend": ["recorded", "cnn", "cnn", "cnn"],
-                           "model": ["gpt4v", "vgg19_bn", "vgg19_bn", "resnet50"], "seed": [0, 0, 1, 0],
-                           "accuracy": [0.642, 0.60, 0.65, 0.50], "n": [3571] * 4})
-    tests = pd.DataFrame({"backend": ["cnn"] * 3, "model": ["vgg19_bn", "vgg19_bn", "resnet50"], "seed": [0, 1, 0],
-                          "p": [0.01, 0.2, 0.001], "p_holm": [0.02, 0.2, 0.003]})
+    scores = pd.DataFrame({"backend": ["recorded", "cnn", "cnn", "cnn", "cnn_ensemble", "cnn_ensemble"],
+                           "model": ["gpt4v", "vgg19_bn", "vgg19_bn", "resnet50", "soft_vote", "soft_vote"],
+                           "seed": [0, 0, 1, 0, 0, 1], "accuracy": [0.642, 0.60, 0.65, 0.50, 0.61, 0.663],
+                           "n": [3571] * 6})
+    tests = pd.DataFrame({"backend": ["cnn"] * 3 + ["cnn_ensemble"] * 2,
+                          "model": ["vgg19_bn", "vgg19_bn", "resnet50", "soft_vote", "soft_vote"],
+                          "seed": [0, 1, 0, 0, 1], "p": [0.01, 0.2, 0.001, 0.3, 0.04],
+                          "p_holm": [0.02, 0.2, 0.003, 0.3, 0.12]})
     tables = {"tab_04_cnn_vs_gpt4v": scores, "tab_04_cnn_vs_gpt4v_mcnemar": tests}
     assert gpt4v_vs_cnns(tables.get).answer == (
-        "GPT-4V 64.2% vs best CNN vgg19_bn (seed 1 of 2) 65.0% on the same 3,571 faces (FER+ plurality label); "
-        "McNemar p (Holm) = 0.2")
+        "GPT-4V 64.2% vs best CNN vgg19_bn (seed 1 of 2) 65.0% (McNemar p (Holm) = 0.2) on the same 3,571 faces "
+        "(FER+ plurality label); the CNNs' soft vote 66.3% (McNemar p (Holm) = 0.12)")
+    without = {k: v[v["backend"] != "cnn_ensemble"] for k, v in tables.items()}
+    assert gpt4v_vs_cnns(without.get).answer.endswith("65.0% (McNemar p (Holm) = 0.2) on the same 3,571 faces "
+                                                      "(FER+ plurality label)")

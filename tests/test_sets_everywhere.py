@@ -44,6 +44,7 @@ LABEL_ENTRY = {LABELS: {"description": "four moods, two positive and two negativ
     {"name": "gloomy", "sentiment": "negative", "arousal": "low"},
     {"name": "tense", "sentiment": "negative", "arousal": "high"}]}}
 UNKNOWN_IDS = ("cheerful/999", "tense/x")  # recorded answers on images the set does not hold
+NO_CLIP = {"vlm.clip_models": [], "vlm.clip_benchmark_models": []}  # the smoke CLIP left out (both lists)
 EMOTION6_BASE = (
     "Imagine you are like a human, capable of feeling emotions, and an image is shown to you. Which emotion would "
     "this image make you feel? Classify the emotion the image evokes, choosing from the list: [anger, disgust, fear, "
@@ -195,7 +196,8 @@ def test_prompts_datasets_names_sets_and_is_checked_at_load(user_files, tmp_path
 def test_the_sweep_asks_every_evoked_set_and_rows_the_missing_one(user_files, tmp_path, server):
     kinds = ["base", "permuted", "order4", "persona_negative"]
     profile = load_profile(write_profile(user_files, tmp_path), **{
-        "vlm.hf_models": [], "vlm.clip_models": [], "vlm.openai_models": ["first-label"],
+        "vlm.hf_models": [], "vlm.clip_models": [], "vlm.clip_benchmark_models": [],
+        "vlm.openai_models": ["first-label"],
         "vlm.openai_base_url": server.url, "vlm.max_retries": 0, "prompts.variants": kinds,
         "prompts.sample_size": 8, "prompts.n_permutations": 2, "prompts.order_sample_size": 2})
     run_data_stage(profile)
@@ -244,19 +246,19 @@ def test_the_plan_names_the_set_and_the_recorded_file(user_files, tmp_path):
 
 @pytest.mark.data
 def test_the_cost_rows_name_the_recorded_model_uncounted(user_files, tmp_path):
-    profile = load_profile(write_profile(user_files, tmp_path), **{"vlm.clip_models": [], "cnn.models": []})
+    profile = load_profile(write_profile(user_files, tmp_path), **NO_CLIP, **{"cnn.models": []})
     rows = model_cost_rows(profile).set_index("model")
     assert rows.loc["othervlm", "family"] == "api"
     assert rows.loc["othervlm", "note"].startswith(f"{NOT_COUNTED}: recorded answers (vlm.recorded_files: moods)")
-    twice = load_profile(write_profile(user_files, tmp_path), **{"vlm.clip_models": [], "cnn.models": [],
-                                                                 "vlm.recorded": ["othervlm"]})
+    twice = load_profile(write_profile(user_files, tmp_path), **NO_CLIP,
+                         **{"cnn.models": [], "vlm.recorded": ["othervlm"]})
     assert model_cost_rows(twice)["model"].tolist().count("othervlm") == 1  # one row per model
 
 
 def test_free_recorded_answers_get_no_label_preference(user_files, tmp_path):
     from emolib.prompts.sweep import split_ranked
 
-    profile = load_profile(write_profile(user_files, tmp_path), **{"vlm.clip_models": [], "cnn.models": []})
+    profile = load_profile(write_profile(user_files, tmp_path), **NO_CLIP, **{"cnn.models": []})
     recorded = pd.DataFrame({"model": ["othervlm"] * 3 + ["gpt4v"] * 2,
                              "subset": ["moods_othervlm"] * 3 + ["fer_private_gpt4v"] * 2,
                              "raw_response": ['{"prediction": "upbeat"}', "boredom", "", "happy, sad", "sad"]})

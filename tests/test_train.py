@@ -373,6 +373,30 @@ def test_cnn_stage_scores_original_and_restored_faces_on_the_same_ids(smoke_stag
     assert len(literature) == 1 + len(evaluate.LITERATURE)
 
 
+def test_cnn_stage_adds_the_soft_vote_of_its_networks_and_rereads_an_older_table(smoke_stage):
+    _, faces = smoke_stage
+    profile = load_profile("smoke", **{**STAGE_OVERRIDES, "cnn.models": ["vgg19_bn", "efficientnet_b0"]})
+    trained = [stage.train_cnn(profile, faces, name, 0, progress=False) for name in profile.cnn.models]
+    sets = stage.test_sets(profile, faces, {})
+    predictions = stage.predict_all(profile, trained, sets)
+    members = predictions[predictions["backend"] == "cnn"]
+    vote = predictions[predictions["backend"] == "cnn_ensemble"]
+    assert sorted(members["model"].unique()) == ["efficientnet_b0", "vgg19_bn"] and set(vote["model"]) == {"soft_vote"}
+    by_model = {m: rows.set_index("image_id") for m, rows in members.groupby("model")}
+    vote = vote.set_index("image_id")
+    assert sorted(vote.index) == sorted(by_model["vgg19_bn"].index) and len(vote) == 84
+    mean = (np.stack(by_model["vgg19_bn"].loc[vote.index, "scores"])
+            + np.stack(by_model["efficientnet_b0"].loc[vote.index, "scores"])) / 2
+    np.testing.assert_allclose(np.stack(vote["scores"]), mean, rtol=1e-6)
+    assert vote["y_pred"].tolist() == mean.argmax(1).tolist()
+    # a table written before the ensemble existed (no "ensemble" in its meta) is predicted again, with it
+    store = catalog.cnn_store(profile)
+    store.write_meta(**{k: v for k, v in store.read_meta().items() if k in ("models", "trained", "sets")})
+    catalog.predictions_path(profile, "cnn").write_bytes(b"")  # unreadable: reading it back would fail
+    again = stage.predict_all(profile, trained, sets)  # predicted anew: the same rows, new timings
+    _assert_same_table(again.drop(columns="latency_s"), predictions.drop(columns="latency_s"))
+
+
 # ----------------------------------------------------------------------------- hard subsets
 def test_hard_means_wrong_or_unsure(faces):
     part = faces.split("private_test").subset(np.arange(4))

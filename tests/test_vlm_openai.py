@@ -478,7 +478,8 @@ def test_the_sweep_runs_constrained_variants_and_keeps_its_not_run_rows(server) 
         endpoint = {"model": "fake-vlm", "base_url": server.url, "api_key_env": KEY_ENV, "concurrency": 4,
                     "guided": guided}
         return load_profile("smoke", **{
-            "vlm.clip_models": [], "vlm.hf_models": [], "vlm.endpoints": [endpoint], "vlm.max_retries": 0,
+            "vlm.clip_models": [], "vlm.clip_benchmark_models": [], "vlm.hf_models": [], "vlm.endpoints": [endpoint],
+            "vlm.max_retries": 0,
             "prompts.variants": ["base", "constrained_choice"], "prompts.sample_size": 6})
 
     free = profile_with("none")

@@ -117,7 +117,8 @@ def test_notebooks_04_05_07_read_the_same_recorded_answers(data_root) -> None:
     from emolib.prompts import analysis
     from emolib.prompts.sweep import recorded_predictions as sweep_recorded
 
-    profile = load_profile("smoke", **{"vlm.clip_models": [], "vlm.hf_models": [], "vlm.recorded": ["gpt4v"]})
+    profile = load_profile("smoke", **{"vlm.clip_models": [], "vlm.clip_benchmark_models": [], "vlm.hf_models": [],
+                                       "vlm.recorded": ["gpt4v"]})
     result = run_vlm(profile)
     columns = ["image_id", "split", "dataset", "label_set", "y_true", "y_pred", "model", "backend",
                "restoration", "prompt", "seed", "subset", "raw_response", "parse_status"]

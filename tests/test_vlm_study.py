@@ -15,7 +15,7 @@ from emolib.paths import RESULTS_ENV_VAR
 from emolib.predictions import NO_PROMPT, make_predictions, read_predictions
 from emolib.vlm.scores import head_to_head, parse_status_table, score_table, seed_claims_table
 from emolib.vlm.stage import run_zero_shot
-from emolib.vlm.types import DEFAULT_PROMPT, RANDOM_FLAG
+from emolib.vlm.types import CLIP_BENCHMARK_PROMPT, DEFAULT_PROMPT, RANDOM_FLAG
 
 
 @pytest.mark.slow
@@ -34,21 +34,24 @@ def test_smoke_stage_runs_caches_and_flags_random_weights() -> None:
     fer_eval, e6_eval = catalog.fer_eval_name(profile), catalog.emotion6_eval_name(profile)
     for _, group in predictions.groupby(["backend", "model", "restoration", "prompt", "subset"]):
         subset = group["subset"].iloc[0]
-        assert subset in (fer_eval, e6_eval)
+        assert subset in (fer_eval, e6_eval, catalog.FER_KAGGLE_TEST)
         assert catalog.id_problem(group["image_id"], set(catalog.subset_ids(profile, subset))) == ""
     # restored faces (smoke restores with bicubic, notebook 02) are the same ids as the originals
     restored = predictions[predictions["restoration"] != "none"]
     assert set(restored["restoration"]) == {"bicubic-64"} and set(restored["subset"]) == {fer_eval}
     assert set(predictions.loc[predictions.backend == "clip_probe", "restoration"]) == {"none"}
     # one column per fact: the stage's prompt, the probe has none, seed 0 for the models
-    assert set(predictions.loc[predictions.backend != "clip_probe", "prompt"]) == {DEFAULT_PROMPT}
+    benchmark = predictions["subset"] == catalog.FER_KAGGLE_TEST  # smoke: vlm.clip_benchmark_models
+    assert set(predictions.loc[benchmark, "prompt"]) == {CLIP_BENCHMARK_PROMPT}
+    assert set(predictions.loc[benchmark, "backend"]) == {"clip"}
+    assert set(predictions.loc[~benchmark & (predictions.backend != "clip_probe"), "prompt"]) == {DEFAULT_PROMPT}
     assert set(predictions.loc[predictions.backend == "clip_probe", "prompt"]) == {NO_PROMPT}
     assert set(predictions["dataset"]) == {"synthetic_faces", "synthetic_evoked"}
 
     scores = score_table(predictions, n_boot=50)
     assert set(scores["note"]) == {RANDOM_FLAG}
     assert (scores["n"] == scores["n"].astype(int)).all()
-    assert set(scores["n"]) == {42, 24}  # smoke: data.eval_size, data.emotion6_eval_size
+    assert set(scores["n"]) == {42, 24, 168}  # smoke: data.eval_size, data.emotion6_eval_size, 2 x 84 test faces
     parse = parse_status_table(predictions)
     keys = ["backend", "model", "dataset", "restoration", "prompt", "subset"]
     assert (parse["n"] == parse.drop(columns=[*keys, "n", "share_no_answer"]).sum(axis=1)).all()
@@ -56,7 +59,7 @@ def test_smoke_stage_runs_caches_and_flags_random_weights() -> None:
     assert claims["ours"].str.startswith("unavailable").all()  # smoke has no real CLIP/Phi
     both = head_to_head(predictions, profile)
     assert set(both["label_set"]) == {"fer7"} and set(both["restoration"]) == {"none"}
-    assert set(both["subset"]) == {fer_eval} and len(both) == 42 * 3  # clip, probe, hf
+    assert set(both["subset"]) == {fer_eval} and len(both) == 42 * 3  # clip, probe, hf: no protocol rows
     again = run_zero_shot(profile, {})  # complete: read back, nothing recomputed
     pd.testing.assert_frame_equal(again.predictions, result.predictions)
 
@@ -80,7 +83,8 @@ def test_two_fresh_smoke_runs_give_identical_predictions(tmp_path, monkeypatch) 
         files.append(catalog.predictions_path(profile, "vlm"))
         tables.append(result.predictions.drop(columns="latency_s"))
     assert files[0] != files[1] and all(f.is_file() for f in files)
-    assert len(tables[0]) == 42 * 2 + 42 + 24 + 42 + 42 + 24  # clip, probe, hf on fer (+ bicubic) and emotion6
+    # clip, probe, hf on fer (+ bicubic) and emotion6; clip by CLIP_benchmark's protocol on 2 x 84 test faces
+    assert len(tables[0]) == 42 * 2 + 42 + 24 + 42 + 42 + 24 + 168
     pd.testing.assert_frame_equal(tables[0], tables[1], check_exact=True)
     assert _parquet_bytes(tables[0]) == _parquet_bytes(tables[1])
 

@@ -11,6 +11,9 @@ Named evaluation subsets (``subset_ids(profile, name)``; every score names one, 
 - ``fer_private``: every FER-2013 PrivateTest face;
 - ``fer_private_leakage_free_exact`` / ``_near``: PrivateTest without the faces that have a
   pixel-identical (or, ``_near``, also a pHash-near) copy in Training (notebook 01's audit);
+- ``fer_kaggle_test``: PublicTest and PrivateTest, the Kaggle ``test/`` folder that LAION's
+  CLIP_benchmark and MTEB score (7,178 faces), for comparing with their published numbers
+  (``emolib.vlm.published``); its rows are never reused for the study's own subsets;
 - ``fer_eval_<n>``: the stratified draw of ``data.eval_size`` PrivateTest faces that the
   restoration, CNN and VLM stages all score (original and restored: the same ids);
 - ``emotion6_all`` and ``emotion6_eval_<n>``: Emotion6, all and the VLM stage's draw; every
@@ -52,6 +55,9 @@ from emolib.catalog.stores import (
     vlm_store,
 )
 from emolib.catalog.subsets import (
+    FER_KAGGLE_TEST,
+    KAGGLE_TEST_SPLITS,
+    PROTOCOL_SUBSETS,
     data_subset_names,
     emotion6_eval_name,
     evoked_all_name,
@@ -68,7 +74,8 @@ from emolib.catalog.subsets import (
 )
 
 __all__ = [
-    "HARD_DATASETS", "NOTEBOOKS", "PREDICTIONS_FILE", "PREDICTION_STAGES", "SUBSETS_FILE", "ConsistencyError",
+    "FER_KAGGLE_TEST", "HARD_DATASETS", "KAGGLE_TEST_SPLITS", "NOTEBOOKS", "PREDICTIONS_FILE", "PREDICTION_STAGES",
+    "PROTOCOL_SUBSETS", "SUBSETS_FILE", "ConsistencyError",
     "CostSource", "MissingUpstream", "check", "cnn_model_key", "cnn_model_store", "cnn_store", "cost_sources",
     "cost_store", "data_store", "data_subset_names", "emotion6_eval_name", "evoked_all_name", "evoked_eval_name",
     "fer_eval_name", "hard_store", "human_eval_store", "id_problem", "missing", "on_subset", "on_subsets",

@@ -103,6 +103,14 @@ def hard_store(profile: Profile, dataset: str) -> StageStore:
     return StageStore(profile, "hard", dataset, profile.cnn, data_store(profile).hash, profile.seed)
 
 
+def vlm_key(profile: Profile) -> dict:
+    """The VLM settings the stages after notebook 04 depend on: all but
+    ``vlm.clip_benchmark_models`` (CLIP_benchmark's protocol rows are notebook 04's alone), so
+    naming models there does not redo the prompt sweep or the scaling runs. Equal to
+    ``profile.vlm`` in every hash while that setting is empty."""
+    return {k: v for k, v in to_dict(profile.vlm).items() if k != "clip_benchmark_models"}
+
+
 def vlm_store(profile: Profile) -> StageStore:
     """Notebook 04: zero-shot predictions, model status, recorded answers."""
     return StageStore(profile, "vlm", profile.vlm, data_store(profile).hash, restoration_store(profile).hash,
@@ -119,13 +127,13 @@ def templates_hash() -> str:
 
 def prompts_store(profile: Profile) -> StageStore:
     """Notebook 05: the prompt-sensitivity sweep."""
-    return StageStore(profile, "prompts", profile.prompts, profile.vlm, data_store(profile).hash,
+    return StageStore(profile, "prompts", profile.prompts, vlm_key(profile), data_store(profile).hash,
                       {"seed": profile.seed, "templates": templates_hash()})
 
 
 def cost_store(profile: Profile) -> StageStore:
     """Notebook 06: its own scaling runs."""
-    return StageStore(profile, "cost", profile.cost, profile.cnn, profile.vlm)
+    return StageStore(profile, "cost", profile.cost, profile.cnn, vlm_key(profile))
 
 
 def human_eval_store(profile: Profile, predictions: pd.DataFrame) -> StageStore:

@@ -21,8 +21,15 @@ from emolib.config import Profile
 from emolib.predictions import CONFIG_KEYS
 from emolib.store import StageStore, write_parquet
 
-
 # ----------------------------------------------------------------------------- subsets
+# CLIP_benchmark's (and MTEB's) FER-2013 test set: the 7,178 faces of the Kaggle test/ folder
+FER_KAGGLE_TEST = "fer_kaggle_test"
+KAGGLE_TEST_SPLITS = ("public_test", "private_test")
+# an outside protocol's test set: its rows are scored on it alone, never restricted to the
+# study's own subsets by ``on_subset`` (they are another protocol, not another model)
+PROTOCOL_SUBSETS = (FER_KAGGLE_TEST,)
+
+
 def fer_eval_name(profile: Profile) -> str:
     """``fer_eval_<n>``: the shared stratified PrivateTest draw (``all`` when not cut)."""
     return f"fer_eval_{profile.data.eval_size or 'all'}"
@@ -111,9 +118,11 @@ def on_subset(predictions: pd.DataFrame, profile: Profile, name: str) -> pd.Data
     ``name``'s ids, restricted to them; ``subset`` becomes ``name``. A configuration that
     should cover ``name`` but lacks or repeats an id raises ValueError naming it; one whose
     predicted subset does not contain ``name`` (restored faces and ``fer_private``, say) is
-    not scored on it."""
+    not scored on it, nor is one predicted on another protocol's subset (``PROTOCOL_SUBSETS``:
+    CLIP_benchmark's ``fer_kaggle_test``) unless ``name`` is that subset."""
     wanted = set(subset_ids(profile, name))
-    contains = {t: wanted <= set(subset_ids(profile, t)) for t in predictions["subset"].unique()}
+    contains = {t: (t == name or t not in PROTOCOL_SUBSETS) and wanted <= set(subset_ids(profile, t))
+                for t in predictions["subset"].unique()}
     frames = []
     for key, group in predictions.groupby(list(CONFIG_KEYS), sort=False):
         if not contains[group["subset"].iloc[0]]:

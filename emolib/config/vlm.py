@@ -80,10 +80,16 @@ class VLMConfig:
     OpenAI-compatible models: each of ``endpoints`` names its model and server (the models
     join ``openai_models``, the list of such models a profile asks for); a model of
     ``openai_models`` without an endpoint goes to ``openai_base_url`` (null: OpenAI) with
-    ``api_key_env`` and ``concurrency``, as before endpoints existed.
+    ``api_key_env`` and ``concurrency``, as before endpoints existed. A repo may be in both
+    ``hf_models`` and ``endpoints`` (vLLM serves it under its repo id): the same model through
+    both backends, compared by ``emolib.vlm.agreement``.
     """
 
     clip_models: tuple[str, ...] = ("ViT-B-32/openai",)
+    # models of clip_models also scored by LAION CLIP_benchmark's protocol (its FER-2013 templates
+    # and class names, on the 7,178 faces of subset fer_kaggle_test), beside the published numbers
+    # (emolib.vlm.published); out of the config hash while empty
+    clip_benchmark_models: tuple[str, ...] = field(default=(), metadata={"omit_default": True})
     hf_models: tuple[str, ...] = ()
     openai_models: tuple[str, ...] = ()
     openai_base_url: str | None = None
@@ -124,6 +130,13 @@ class VLMConfig:
     generative_prompts: dict[str, str] = field(default_factory=dict, metadata={"omit_default": True})
 
     def __post_init__(self) -> None:
+        unlisted = [m for m in self.clip_benchmark_models if m not in self.clip_models]
+        if unlisted:
+            raise ConfigError(f"vlm.clip_benchmark_models: {unlisted} not in vlm.clip_models "
+                              f"{list(self.clip_models)}; add them there or remove them here")
+        twice = sorted({m for m in self.clip_benchmark_models if self.clip_benchmark_models.count(m) > 1})
+        if twice:
+            raise ConfigError(f"vlm.clip_benchmark_models: {twice} named more than once")
         if self.torch_threads is not None:
             check_threads(self.torch_threads, "vlm.torch_threads")
         pairs = [(f.model, f.set) for f in self.recorded_files]

@@ -78,7 +78,8 @@ def define_subsets(profile: Profile, faces: ImageSet, evoked: ImageSet | Mapping
                    leakage: pd.DataFrame) -> pd.DataFrame:
     """Compute and store the data stage's named subsets (``catalog.write_subsets``):
     ``fer_private``, its two leakage-free versions (from the audit's ``leakage`` table),
-    the shared stratified draw ``fer_eval_<n>`` (``data.eval_size``, profile seed), and for
+    the shared stratified draw ``fer_eval_<n>`` (``data.eval_size``, profile seed),
+    ``fer_kaggle_test`` (every PublicTest and PrivateTest face: CLIP_benchmark's test set), and for
     each evoked set ``<name>_all`` and ``<name>_eval_<n>`` (its ``eval_size``; Emotion6:
     ``data.emotion6_eval_size``). ``evoked``: the available evoked sets by profile set name
     (``DataSets.evoked()``), or one ImageSet, the profile's ``emotion6``. Returns one row per
@@ -91,6 +92,7 @@ def define_subsets(profile: Profile, faces: ImageSet, evoked: ImageSet | Mapping
         ("fer_private_leakage_free_exact", faces.name, test.loc[test["keep_exact"], "image_id"].to_numpy()),
         ("fer_private_leakage_free_near", faces.name, test.loc[test["keep_near"], "image_id"].to_numpy()),
         (catalog.fer_eval_name(profile), faces.name, _draw(private, profile.data.eval_size, profile.seed)),
+        (catalog.FER_KAGGLE_TEST, faces.name, faces.ids[np.isin(faces.splits, catalog.KAGGLE_TEST_SPLITS)]),
     ]
     for name, image_set in evoked.items():
         size = profile.data.get_set(name).eval_size

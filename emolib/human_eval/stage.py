@@ -15,6 +15,8 @@ import pandas as pd
 from emolib import catalog
 from emolib.config import Profile
 from emolib.data import ImageSet, load_sets
+from emolib.predictions import CNN_BACKENDS
+from emolib.vlm.types import CLIP_BENCHMARK_PROMPT
 
 STAGES = ("cnn", "vlm")
 
@@ -31,14 +33,16 @@ def collect_predictions(profile: Profile, image_sets: dict[str, ImageSet]) -> tu
     keeps only those models when set), and the sources table (stage, backend, model, dataset,
     subset, rows, status)."""
     predictions, stages = catalog.study_predictions(profile, STAGES)
-    predictions = predictions[predictions["restoration"] == "none"]
+    # original images; CLIP_benchmark's protocol rows (notebook 04's comparison with published
+    # figures, on PublicTest too) are the default rows of the same model asked another way
+    predictions = predictions[(predictions["restoration"] == "none") & (predictions["prompt"] != CLIP_BENCHMARK_PROMPT)]
     if profile.human_eval.models:
         predictions = predictions[predictions["model"].isin(profile.human_eval.models)]
     rows = [{"stage": r.stage, "backend": "", "model": "", "dataset": "", "subset": "", "rows": 0,
              "status": r.status} for r in stages.itertuples() if r.status != "found"]
     for (backend, model, dataset, subset), group in predictions.groupby(
             ["backend", "model", "dataset", "subset"], sort=False):
-        rows.append({"stage": "cnn" if backend == "cnn" else "vlm", "backend": backend, "model": model,
+        rows.append({"stage": "cnn" if backend in CNN_BACKENDS else "vlm", "backend": backend, "model": model,
                      "dataset": dataset, "subset": subset, "rows": len(group),
                      "status": "found" if dataset in image_sets else "no images here: counted, not sampled"})
     sources = pd.DataFrame(rows, columns=["stage", "backend", "model", "dataset", "subset", "rows", "status"])

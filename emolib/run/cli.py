@@ -71,7 +71,7 @@ def resolve_targets(targets: list[str]) -> tuple[list[Weight], list[str], dict[t
             found = profile_weights(profile)
             modes.append(f"profile {profile.name}: weights: {profile.weights}")
             for w in found:
-                if why := in_process_problem(w, profile.vlm.hf_trust_remote_code, profile.vlm.openai_models):
+                if why := in_process_problem(w, profile.vlm.hf_trust_remote_code):
                     skipped[(w.kind, w.name)] = why
         weights.update({(w.kind, w.name): w for w in found})
     return list(weights.values()), modes, {k: v for k, v in skipped.items() if k not in asked}

@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from emolib.plots import in_words
+from emolib.predictions import CNN_BACKENDS, ENSEMBLE_BACKEND
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,7 @@ def best_cnn(table: pd.DataFrame, read: Read) -> str:
 def best_vlm(table: pd.DataFrame, read: Read) -> str:
     """Best zero-shot VLM against the best CNN on the shared evaluation draw (original faces)."""
     rows = table[table["restoration"] == "none"]
-    vlms, cnns = rows[rows["backend"] != "cnn"], rows[rows["backend"] == "cnn"]
+    vlms, cnns = rows[~rows["backend"].isin(CNN_BACKENDS)], rows[rows["backend"] == "cnn"]
     if vlms.empty:
         return "no VLM was available in this profile (see tab_04_model_status)"
     vlm = vlms.loc[vlms["accuracy"].idxmax()]
@@ -90,25 +91,35 @@ def best_vlm(table: pd.DataFrame, read: Read) -> str:
 
 @headline("GPT-4V against the CNNs on FER+ (same faces)", "tab_04_cnn_vs_gpt4v")
 def gpt4v_vs_cnns(table: pd.DataFrame, read: Read) -> str:
-    """GPT-4V's recorded answers against the best CNN on the same FER+ faces, with McNemar's p."""
+    """GPT-4V's recorded answers against the best CNN and the CNNs' soft-vote ensemble on the
+    same FER+ faces, with McNemar's p."""
     gpt, cnns = table[table["backend"] == "recorded"], table[table["backend"] == "cnn"]
     if gpt.empty or cnns.empty:
         return "the table lacks GPT-4V or CNN rows"
     cnn = cnns.loc[cnns["accuracy"].idxmax()]
     seeds = cnns.loc[cnns["model"] == cnn["model"], "seed"] if "seed" in cnns else pd.Series([], dtype=int)
     who = f"{cnn['model']} (seed {int(cnn['seed'])} of {len(seeds)})" if len(seeds) > 1 else cnn["model"]
-    answer = (f"GPT-4V {_pct(gpt['accuracy'].iloc[0])} vs best CNN {who} {_pct(cnn['accuracy'])} "
-              f"on the same {int(cnn['n']):,} faces (FER+ plurality label)")
     tests = read("tab_04_cnn_vs_gpt4v_mcnemar")
-    if tests is not None:
-        same = (tests["backend"] == "cnn") & (tests["model"] == cnn["model"])
-        if "seed" in tests and "seed" in cnn:
-            same &= tests["seed"] == cnn["seed"]
-        row = tests[same]
-        p_column = "p_holm" if "p_holm" in tests else "p"
-        label = "McNemar p (Holm)" if p_column == "p_holm" else "McNemar p"
-        answer += f"; {label} = {row[p_column].iloc[0]:.2g}" if len(row) else ""
+    answer = (f"GPT-4V {_pct(gpt['accuracy'].iloc[0])} vs best CNN {who} {_pct(cnn['accuracy'])}"
+              f"{_mcnemar(tests, cnn)} on the same {int(cnn['n']):,} faces (FER+ plurality label)")
+    ensembles = table[(table["backend"] == ENSEMBLE_BACKEND) & (table["seed"] == cnn["seed"])]
+    if len(ensembles):
+        vote = ensembles.iloc[0]
+        answer += f"; the CNNs' soft vote {_pct(vote['accuracy'])}{_mcnemar(tests, vote)}"
     return answer
+
+
+def _mcnemar(tests: pd.DataFrame | None, row: pd.Series) -> str:
+    """`` (McNemar p (Holm) = ...)`` of ``row``'s (backend, model, seed) against GPT-4V, or ""."""
+    if tests is None:
+        return ""
+    same = (tests["backend"] == row["backend"]) & (tests["model"] == row["model"])
+    if "seed" in tests and "seed" in row:
+        same &= tests["seed"] == row["seed"]
+    found = tests[same]
+    p_column = "p_holm" if "p_holm" in tests else "p"
+    label = "McNemar p (Holm)" if p_column == "p_holm" else "McNemar p"
+    return f" ({label} = {found[p_column].iloc[0]:.2g})" if len(found) else ""
 
 
 @headline("Effect of face restoration on CNN accuracy", "tab_03_restored_vs_original")

@@ -66,8 +66,10 @@ def profile_plan(profile: Profile, plan: MachinePlan) -> pd.DataFrame:
                          ""))
             continue
         where = "api" if spec.backend == "openai" else device
-        rows.append(("vlm", f"load {spec}, predict, free", where, _vlm_how(plan, where),
-                     ", ".join([eval_name, *evoked]), _vlm_memory(spec) if where.startswith("cuda") else ""))
+        on = [eval_name, *([catalog.FER_KAGGLE_TEST] if spec.backend == "clip"
+                           and spec.model in profile.vlm.clip_benchmark_models else []), *evoked]
+        rows.append(("vlm", f"load {spec}, predict, free", where, _vlm_how(plan, where), ", ".join(on),
+                     _vlm_memory(spec) if where.startswith("cuda") else ""))
     rows += [("vlm", f"score recorded:{f.model}'s answers on {f.set} ({f.path})", "none", "",
               recorded_file_subset(f.set, f.model), "") for f in profile.vlm.recorded_files]
     swept = [n for s in profile.prompt_sets() for n in (sample_name(profile, s.name), order_name(profile, s.name))]
@@ -95,7 +97,7 @@ def not_in_process(profile: Profile, spec) -> str:
     """Why ``spec`` (a generative hub model) cannot run in this process, with its route; ''."""
     if spec.backend != "hf" or spec.is_random:
         return ""
-    return in_process_problem(hf_weight(spec.model), profile.vlm.hf_trust_remote_code, profile.vlm.openai_models)
+    return in_process_problem(hf_weight(spec.model), profile.vlm.hf_trust_remote_code)
 
 
 def _vlm_how(plan: MachinePlan, where: str) -> str:

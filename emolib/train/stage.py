@@ -34,6 +34,7 @@ from emolib.machine import Machine, MachinePlan, plan_machine
 from emolib.predictions import NO_PROMPT, image_columns, make_predictions, read_predictions, write_predictions
 from emolib.recorder import CostRecorder
 from emolib.store import StageStore, write_json
+from emolib.train import ensemble
 from emolib.train.augment import to_gray_uint8
 from emolib.train.loop import (
     TrainResult,
@@ -255,12 +256,15 @@ def trained_fingerprint(trained: list[TrainedModel]) -> dict:
 
 def predict_all(profile: Profile, trained: list[TrainedModel], sets: list[ImageSet]) -> pd.DataFrame:
     """Predictions of every trained model on every set of ``test_sets`` (softmax scores,
-    latency per image), written to ``catalog.predictions_path(profile, "cnn")``; read back
-    when the same weights already predicted the same sets."""
+    latency per image) and of their soft-vote ensemble (``emolib.train.ensemble``), written to
+    ``catalog.predictions_path(profile, "cnn")``; read back when the same weights already
+    predicted the same sets."""
     store, path = catalog.cnn_store(profile), catalog.predictions_path(profile, "cnn")
     wanted = sorted(f"{s.variant}/{s.subset_name}" for s in sets)
+    voters = sorted({t.name for t in trained}) if len({t.name for t in trained}) > 1 else []
     meta = store.read_meta()
-    if path.is_file() and meta.get("trained") == trained_fingerprint(trained) and meta.get("sets") == wanted:
+    if (path.is_file() and meta.get("trained") == trained_fingerprint(trained) and meta.get("sets") == wanted
+            and meta.get("ensemble") == voters):
         return read_predictions(path)
     recorder = CostRecorder(store.dir, STAGE, profile.cost.sample_interval_s)
     frames = []
@@ -277,6 +281,8 @@ def predict_all(profile: Profile, trained: list[TrainedModel], sets: list[ImageS
                 scores=[row.astype(float).tolist() for row in proba], model=t.name, backend="cnn",
                 prompt=NO_PROMPT, seed=t.seed, latency_s=np.full(len(images), seconds / max(len(images), 1))))
     predictions = pd.concat(frames, ignore_index=True)
+    predictions = pd.concat([predictions, ensemble.soft_vote(predictions)], ignore_index=True)
     write_predictions(path, predictions)
-    store.write_meta(models=[t.name for t in trained], trained=trained_fingerprint(trained), sets=wanted)
+    store.write_meta(models=[t.name for t in trained], trained=trained_fingerprint(trained), sets=wanted,
+                     ensemble=voters)
     return predictions

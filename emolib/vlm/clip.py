@@ -203,9 +203,11 @@ class ClipBackend:
         return clip_prompts_for(label_set, self.config.clip_prompts)
 
     @torch.inference_mode()
-    def text_features(self, label_set: LabelSet, templates: tuple[str, ...]) -> torch.Tensor:
-        """(k, d) unit class embeddings, averaged over templates and class words; memoised."""
-        words = class_words(label_set, self.prompts_for(label_set))
+    def text_features(self, label_set: LabelSet, templates: tuple[str, ...],
+                      prompts: str | None = None) -> torch.Tensor:
+        """(k, d) unit class embeddings, averaged over templates and the class words of the CLIP
+        prompts ``prompts`` (default: the profile's for ``label_set``); memoised."""
+        words = class_words(label_set, prompts or self.prompts_for(label_set))
         key = (label_set.names, templates, words)
         if key not in self._text:
             self.text_encodes += 1
@@ -242,10 +244,24 @@ class ClipBackend:
 
     def predict(self, image_set: ImageSet, label_set: LabelSet, prompt: str | tuple[str, ...] | None,
                 prompt_name: str) -> pd.DataFrame:
+        """Predictions of ``image_set`` over ``label_set``: ``prompt`` is a template or a tuple of
+        templates (None: the templates of the profile's CLIP prompts), with the class words of
+        the profile's CLIP prompts; ``prompt_name`` goes into the ``prompt`` column."""
         prompts = self.prompts_for(label_set)
         templates = clip_templates(label_set, prompts=prompts) if prompt is None else (
             (prompt,) if isinstance(prompt, str) else tuple(prompt))
-        text = self.text_features(label_set, templates)
+        return self._predict(image_set, label_set, templates, prompts, prompt_name)
+
+    def predict_prompts(self, image_set: ImageSet, label_set: LabelSet, prompts: str,
+                        prompt_name: str) -> pd.DataFrame:
+        """Predictions with the templates and class words of the CLIP prompts ``prompts`` of
+        templates.yaml (``clip_benchmark``, say), whatever the profile chose for ``label_set``."""
+        return self._predict(image_set, label_set, clip_templates(label_set, prompts=prompts), prompts, prompt_name)
+
+    def _predict(self, image_set: ImageSet, label_set: LabelSet, templates: tuple[str, ...], prompts: str,
+                 prompt_name: str) -> pd.DataFrame:
+        """One row per image; cached per (model, templates and class words, image)."""
+        text = self.text_features(label_set, templates, prompts)
         prompt_text = json.dumps([templates, class_words(label_set, prompts)])
         images = image_set.images()
         calls = look_up(self.cache, "clip", self.spec.model, prompt_text, [image_hash(im) for im in images],

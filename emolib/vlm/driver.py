@@ -8,6 +8,8 @@ and the profile's response cache, and ``load``s a model inside a timed ``preproc
 into its status row; ``done`` frees it before the next one. ``waiting`` lists the models a
 stored stage could not run, ``join_arrived`` puts the rows of those that ran now into the
 stored status table, and ``error_notes`` says why a stage with failed calls stays partial.
+``model_rows`` picks the rows of models by (backend, model): one name may come through two
+backends.
 """
 
 from __future__ import annotations
@@ -68,6 +70,14 @@ def waiting(status: pd.DataFrame, skip: tuple[str, ...] = ()) -> list[ModelSpec]
     in ``skip``): the ones a later run tries again."""
     rows = status[(status["status"] != AVAILABLE) & ~status["backend"].isin(skip)]
     return [ModelSpec(r.backend, r.model) for r in rows.itertuples()]
+
+
+def model_rows(frame: pd.DataFrame, models: set[tuple[str, str]]) -> pd.Series:
+    """(n,) True where a row of ``frame`` (a status or predictions table) is of one of
+    ``models``, (backend, model) pairs: a model is named by both, since one name may be asked
+    through two backends (``hf`` in process and ``openai`` behind vLLM)."""
+    pairs = zip(frame["backend"], frame["model"], strict=True)
+    return pd.Series([pair in models for pair in pairs], index=frame.index, dtype=bool)
 
 
 def join_arrived(stored: pd.DataFrame, rows: list[dict]) -> tuple[pd.DataFrame, list[str]]:

@@ -17,7 +17,7 @@ from emolib import catalog
 from emolib.config import Profile
 from emolib.metrics import classification_scores, summarize
 from emolib.stats import bootstrap_ci
-from emolib.vlm.types import ModelSpec
+from emolib.vlm.types import DEFAULT_PROMPT, ModelSpec
 
 # The seed study's reported FER-2013 accuracies, and the model entries that correspond.
 SEED_CLAIMS = (
@@ -71,13 +71,14 @@ def sentiment_table(sentiment: pd.DataFrame, n_boot: int = 1000, seed: int = 0) 
 
 def seed_claims_table(scores: pd.DataFrame, status: pd.DataFrame) -> pd.DataFrame:
     """The seed study's accuracies beside ours for the same model on FER-2013 (original
-    faces); 'unavailable: <reason>' where the model could not be run. Never filled in."""
+    faces, the stage's own prompts: not CLIP_benchmark's protocol rows); 'unavailable: <reason>'
+    where the model could not be run. Never filled in."""
     rows = []
     for claim in SEED_CLAIMS:
         for model in claim["models"]:
             st = status[(status["backend"] == claim["backend"]) & (status["model"] == model)]
             hit = scores[(scores["backend"] == claim["backend"]) & (scores["model"] == model)
-                         & (scores["restoration"] == "none")
+                         & (scores["restoration"] == "none") & (scores["prompt"] == DEFAULT_PROMPT)
                          & (scores["label_set"] == "fer7")] if len(scores) else scores
             ours = (f"{hit['accuracy'].iloc[0]:.4f} [{hit['accuracy_lo'].iloc[0]:.4f}, "
                     f"{hit['accuracy_hi'].iloc[0]:.4f}] (n={int(hit['n'].iloc[0])})" if len(hit)
@@ -89,7 +90,8 @@ def seed_claims_table(scores: pd.DataFrame, status: pd.DataFrame) -> pd.DataFram
 
 def head_to_head(predictions: pd.DataFrame, profile: Profile) -> pd.DataFrame:
     """CNN and VLM predictions (FER-7 labels, original faces) on the evaluation subset both
-    score (``catalog.fer_eval_name``): the same ids for every model, checked."""
+    score (``catalog.fer_eval_name``): the same ids for every model, checked. CLIP_benchmark's
+    protocol rows (``fer_kaggle_test``) are not among them (``catalog.on_subset``)."""
     faces = predictions[(predictions["label_set"] == "fer7") & (predictions["restoration"] == "none")]
     if faces.empty:
         return faces

@@ -5,7 +5,9 @@ evaluation subset of FER-2013 PrivateTest (``catalog.fer_eval_name``: original f
 each restored variant notebook 02 made, the same ids) and on the evaluation subset of every
 available evoked data set of the profile (``catalog.evoked_eval_name``: Emotion6 and each
 ``evoked`` set of ``data.sets``; an unavailable one is a note, not a failure), adds the CLIP
-linear probe and the recorded answers (GPT-4V: FER+ PrivateTest, ArtPhoto, Abstract; each
+linear probe, the rows of each model of ``vlm.clip_benchmark_models`` by LAION CLIP_benchmark's
+protocol (its FER-2013 prompts on ``catalog.FER_KAGGLE_TEST``, prompt ``clip_benchmark``:
+``emolib.vlm.published``) and the recorded answers (GPT-4V: FER+ PrivateTest, ArtPhoto, Abstract; each
 ``vlm.recorded_files`` entry as a model of its own, ``emolib.vlm.recorded_files``), and
 writes to ``catalog.vlm_store(profile)``: ``predictions.parquet`` (the predictions table),
 ``status.csv`` (one row per model: available/unavailable and why), ``sentiment.parquet``
@@ -15,6 +17,10 @@ stage is read back, not recomputed, unless the evoked sets it scored are no long
 notebook 01 stored subsets for (a set whose files appeared or went) or a recorded file
 changed; responses are cached per image in SQLite (``cache.cache_path``), so an interrupted
 run resumes.
+
+A model is (backend, model) everywhere here (predictions, status, cache, notes, meta): one
+repo may be asked in process (``vlm.hf_models``) and at a server that serves it under the same
+name (``vlm.endpoints``, as vLLM does); ``emolib.vlm.agreement`` compares the two.
 """
 
 from __future__ import annotations
@@ -33,9 +39,10 @@ from emolib.store import StageStore, write_json, write_parquet, write_text
 from emolib.vlm import recorded as rec
 from emolib.vlm import recorded_files as rec_files
 from emolib.vlm.backends import model_specs
-from emolib.vlm.driver import STATUS_COLUMNS, ModelDriver, error_notes, join_arrived, waiting
+from emolib.vlm.driver import STATUS_COLUMNS, ModelDriver, error_notes, join_arrived, model_rows, waiting
 from emolib.vlm.parse import lazy_embedder
 from emolib.vlm.probe import fit_linear_probe
+from emolib.vlm.published import score_clip_benchmark
 from emolib.vlm.types import AVAILABLE, DEFAULT_PROMPT, ModelSpec
 
 STAGE = "vlm"
@@ -91,7 +98,8 @@ def stale_evoked(profile: Profile, predictions: pd.DataFrame) -> str:
     evoked sets notebook 01 stored; else what changed."""
     if predictions["backend"].eq("recorded").all():
         return ""  # no image model ran: nothing was scored that could be out of date
-    scored = set(predictions.loc[predictions["backend"] != "recorded", "subset"]) - {catalog.fer_eval_name(profile)}
+    faces = {catalog.fer_eval_name(profile), catalog.FER_KAGGLE_TEST}
+    scored = set(predictions.loc[predictions["backend"] != "recorded", "subset"]) - faces
     stored = set(catalog.data_subset_names(profile))
     wanted = {catalog.evoked_eval_name(profile, s.name) for s in profile.data.all_sets() if s.role == "evoked"}
     expected = wanted & stored
@@ -236,6 +244,9 @@ class ModelRun:
         self.notes: list[str] = []
         self.sets: list[ImageSet] = []
         self.train: ImageSet | None = None
+        self.kaggle_test: ImageSet | None = None
+        if profile.vlm.clip_benchmark_models:  # a missing subset fails now (run notebook 01), not after every model
+            catalog.subset_ids(profile, catalog.FER_KAGGLE_TEST)
 
     def score(self, spec: ModelSpec) -> dict:
         """Load ``spec``; if it loads, score it on every evaluation set; its status row."""
@@ -254,9 +265,19 @@ class ModelRun:
                 handle.items = sum(len(s) for s in self.sets)
             self.notes += unavailable_notes(self.data)
         self.frames += _score_model(backend, self.profile, self.sets, self.train, self.driver.recorder)
+        if spec.backend == "clip" and spec.model in self.profile.vlm.clip_benchmark_models:
+            self.frames.append(score_clip_benchmark(backend, self.benchmark_faces(), self.driver.recorder))
         del backend
         self.driver.done()
         return row
+
+    def benchmark_faces(self) -> ImageSet:
+        """The faces of ``fer_kaggle_test`` (CLIP_benchmark's test set), selected on first use."""
+        if self.kaggle_test is None:
+            with self.driver.recorder.phase("preprocess", step="select fer_kaggle_test") as handle:
+                self.kaggle_test = catalog.select_subset(self.data.faces, self.profile, catalog.FER_KAGGLE_TEST)
+                handle.items = len(self.kaggle_test)
+        return self.kaggle_test
 
 
 def add_arrived(profile: Profile, restored: dict[str, ImageSet], stored: ZeroShotResult,
@@ -274,7 +295,9 @@ def add_arrived(profile: Profile, restored: dict[str, ImageSet], stored: ZeroSho
     status, arrived = join_arrived(stored.status, run.driver.rows)
     if not arrived:
         return stored
-    predictions = pd.concat([stored.predictions, *run.frames], ignore_index=True)
+    came = {(r["backend"], r["model"]) for r in run.driver.rows if r["status"] == AVAILABLE}
+    earlier = stored.predictions[~model_rows(stored.predictions, came)]  # rows keep_earlier kept, now redone
+    predictions = pd.concat([earlier, *run.frames], ignore_index=True)
     notes = [*stored.notes, *run.notes, f"model(s) that became available since the last run, scored alone: "
              f"{', '.join(arrived)}; the others' predictions were kept"]
     return write_stage(profile, stored.store, predictions, status, stored.sentiment, notes)
@@ -282,13 +305,14 @@ def add_arrived(profile: Profile, restored: dict[str, ImageSet], stored: ZeroSho
 
 def keep_earlier(previous: ZeroShotResult, predictions: pd.DataFrame,
                  status: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """A model available in ``previous`` but not now keeps its earlier predictions; its status
-    row says so (``EARLIER``) beside today's reason."""
-    gone = status[(status["status"] != AVAILABLE) & status["model"].isin(previous.predictions["model"])]
+    """A model (backend, model: one name may come through two backends) that predicted in
+    ``previous`` but is unavailable now keeps its earlier predictions; its status row says so
+    (``EARLIER``) beside today's reason."""
+    had = set(zip(previous.predictions["backend"], previous.predictions["model"], strict=True))
+    gone = status[(status["status"] != AVAILABLE) & model_rows(status, had)]
     if gone.empty:
         return predictions, status
-    kept = previous.predictions[previous.predictions["model"].isin(gone["model"])
-                                & previous.predictions["backend"].isin(gone["backend"])]
+    kept = previous.predictions[model_rows(previous.predictions, set(zip(gone["backend"], gone["model"], strict=True)))]
     status = status.copy()
     status.loc[gone.index, "note"] = [f"{EARLIER}; {n}" if n else EARLIER for n in gone["note"]]
     return pd.concat([predictions, kept], ignore_index=True), status
@@ -304,5 +328,6 @@ def write_stage(profile: Profile, store: StageStore, predictions: pd.DataFrame, 
     write_json(store.path("notes.json"), notes)
     store.write_meta(status="partial" if n_errors else "complete", n_predictions=len(predictions),
                      n_models=len(status), n_errors=n_errors, recorded_files=rec_files.file_digests(profile.vlm),
-                     unavailable=status.loc[status["status"] != AVAILABLE, "model"].tolist())
+                     unavailable=[f"{b}:{m}" for b, m in status.loc[status["status"] != AVAILABLE, ["backend", "model"]]
+                                  .itertuples(index=False)])
     return read_stored(store)

@@ -16,6 +16,9 @@ from emolib.labels import LabelSet
 
 RANDOM_FLAG = "random weights — measures nothing"
 DEFAULT_PROMPT = "default"  # the stage's own prompt (templates.yaml); variants are named in emolib.prompts
+# LAION CLIP_benchmark's FER-2013 prompts (templates.yaml clip_prompts), and the prompt column of
+# the rows scored by its protocol (vlm.clip_benchmark_models, emolib.vlm.published)
+CLIP_BENCHMARK_PROMPT = "clip_benchmark"
 AVAILABLE, UNAVAILABLE = "available", "unavailable"
 
 

@@ -306,14 +306,13 @@ def open_clip_file(arch: str, tag: str, mode: str = "auto") -> str:
     return str(ensure_weight(weight, f"weights {arch}/{tag} are not in the local cache", mode)[0])
 
 
-def in_process_problem(weight: Weight, trust_remote_code: bool = True, served: tuple[str, ...] = ()) -> str:
+def in_process_problem(weight: Weight, trust_remote_code: bool = True) -> str:
     """'' when this process can run the model of ``weight`` and needs its files here; else why
     not, with the route: a hub model the installed libraries cannot run in-process (the vLLM
-    recipe), or one an endpoint of the profile (``served``) answers for."""
+    recipe). A repo of ``vlm.hf_models`` that an endpoint also serves runs here too (the
+    backend comparison, ``emolib.vlm.agreement``), so it needs its files here all the same."""
     if weight.kind != "hf":
         return ""
-    if weight.repo in served:
-        return f"{weight.repo} is served by an endpoint of the profile (vlm.endpoints): its weights live there"
     from emolib.vlm import hf_families
 
     try:
