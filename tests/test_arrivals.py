@@ -10,7 +10,8 @@ from smoke_stages import run_data
 
 from emolib.config import load_profile
 from emolib.prompts.sweep import run_prompt_sweep
-from emolib.vlm.stage import EARLIER, run_zero_shot
+from emolib.vlm.driver import EARLIER
+from emolib.vlm.stage import run_zero_shot
 
 
 def test_an_endpoint_that_comes_up_is_scored_alone_on_the_next_run():

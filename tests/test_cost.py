@@ -393,6 +393,21 @@ def test_accuracy_vs_cost_without_any_probe_or_clip_row():
     assert np.isnan(frame.loc["recorded:gpt4v", "s_per_image"])
 
 
+def test_the_soft_vote_costs_the_training_and_time_per_image_of_all_its_members():
+    accuracy = pd.DataFrame({"model": ["vgg19_bn", "resnet50", "soft_vote"],
+                             "backend": ["cnn", "cnn", "cnn_ensemble"], "restoration": "none", "n": 1000,
+                             "accuracy": [0.64, 0.56, 0.63]})
+    costs = pd.DataFrame({"model": ["vgg19_bn", "resnet50"], "train_s": [3000.0, 2000.0], "infer_s": [5.0, 15.0],
+                          "s_per_image": [0.005, 0.015]})
+    latency = pd.DataFrame({"model": ["soft_vote"], "backend": ["cnn_ensemble"], "mean_latency_s": [0.5]})
+    frame = accuracy_vs_cost(accuracy, costs, latency).set_index("model")
+    vote = frame.loc["soft_vote"]
+    assert (vote["train_s"], vote["s_per_image"]) == pytest.approx((5000.0, 0.02))  # not the latency fallback
+    assert vote["total_s"] == pytest.approx(5000.0 + 0.02 * 1000)
+    assert vote["cost_source"] == "sum of the 2 CNNs it averages (their cost records)"
+    assert not vote["pareto_total"]  # dearer than VGG19-BN and less accurate
+
+
 def test_restoration_cache_records_of_other_settings_do_not_count(tmp_path, monkeypatch):
     monkeypatch.setenv(RESULTS_ENV_VAR, str(tmp_path))
     profile = load_profile("smoke")

@@ -130,7 +130,7 @@ def test_headline_numbers_are_read_from_the_tables(outputs):
         "vgg19_bn: 61.2% accuracy (n = 3,589, 95% CI 59.6% to 62.8%); without exact Training copies 60.5% "
         "(n = 3,500); others: resnet50 43.7%")
     assert answers["tab_04_cnn_vs_gpt4v"].answer == (
-        "GPT-4V 64.2% vs best CNN vgg19_bn 58.0% on the same 3,571 faces (FER+ plurality label); McNemar p = 0.00012")
+        "GPT-4V 64.2% vs best CNN vgg19_bn 58.0% (McNemar p = 0.00012) on the same 3,571 faces (FER+ plurality label)")
     assert answers["tab_03_restored_vs_original"].answer == (
         "realesrgan-animevideov3-x4: -0.4 to +1.2 points across 2 CNNs (n = 1,000 paired faces)")
     assert answers["tab_03_hard_subsets"].answer == "FER-2013: 30.0% of 3,589 (probe out-of-fold accuracy 62.0%)"

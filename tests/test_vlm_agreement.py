@@ -24,7 +24,9 @@ from emolib.predictions import PARSE_STATUSES, make_predictions
 from emolib.vlm import ModelSpec, load_backend
 from emolib.vlm.agreement import COLUMNS, agreement_table
 from emolib.vlm.cache import cache_path
-from emolib.vlm.stage import EARLIER, ZeroShotResult, eval_sets, keep_earlier, run_zero_shot
+from emolib.vlm.driver import EARLIER, keep_earlier
+from emolib.vlm.eval_sets import eval_sets
+from emolib.vlm.stage import ZeroShotResult, run_zero_shot
 from emolib.vlm.types import AVAILABLE, UNAVAILABLE
 
 # ----------------------------------------------------------------------------- by hand
@@ -144,8 +146,7 @@ def test_keep_earlier_keys_models_by_backend_and_name() -> None:
     status = pd.DataFrame([("hf", "X", AVAILABLE), ("openai", "X", UNAVAILABLE), ("hf", "Y", UNAVAILABLE),
                            ("hf", "Z", UNAVAILABLE), ("openai", "Z", AVAILABLE)],
                           columns=["backend", "model", "status"]).assign(reason="", note="")
-    earlier = ZeroShotResult(None, previous, status, pd.DataFrame())
-    predictions, status = keep_earlier(earlier, now, status)
+    predictions, status = keep_earlier(previous, now, status)
     kept = predictions.groupby(["backend", "model"]).size().to_dict()
     assert kept == {("hf", "X"): 12, ("openai", "X"): 12, ("hf", "Y"): 12}
     hf_x = predictions[(predictions["backend"] == "hf") & (predictions["model"] == "X")]

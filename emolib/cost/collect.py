@@ -21,7 +21,7 @@ import pandas as pd
 
 from emolib import catalog
 from emolib.config import Profile
-from emolib.predictions import CONFIG_KEYS
+from emolib.predictions import CONFIG_KEYS, ENSEMBLE_BACKEND
 from emolib.recorder import COST_FILE, read_cost_records
 
 NOT_MEASURED = "not measured"
@@ -222,7 +222,8 @@ def accuracy_vs_cost(accuracy: pd.DataFrame, costs: pd.DataFrame,
                      latency: pd.DataFrame | None = None) -> pd.DataFrame:
     """Join per-model accuracy (model, backend, variant, accuracy, ...) with
     ``model_cost_table``. A CLIP linear probe costs its encoder's time per image plus its
-    own training; a model without inference records (an API or recorded model) takes its
+    own training; the CNNs' soft vote costs the sum of its members' training and time per
+    image (it needs every one of them); a model without inference records (an API or recorded model) takes its
     mean ``latency_s`` from the predictions as s_per_image (``cost_source`` says which).
     Adds total_s = train_s (0 for zero-shot) + s_per_image * images evaluated, and the
     Pareto masks for cost per image and for total time."""
@@ -241,6 +242,7 @@ def accuracy_vs_cost(accuracy: pd.DataFrame, costs: pd.DataFrame,
     if probe.any():  # pandas refuses even an empty string-typed assignment into a float column
         frame.loc[probe, "s_per_image"] = ("clip:" + frame.loc[probe, "model"]).map(encoder).astype(float)
         frame.loc[probe, "cost_source"] = "CLIP encoder records (the probe runs on its features)"
+    frame = _ensemble_costs(frame)
     if latency is not None and len(latency):
         by = latency.set_index(["model", "backend"])["mean_latency_s"]
         mean = pd.Series([by.get((m, b), np.nan) for m, b in zip(frame["model"], frame["backend"],
@@ -252,6 +254,20 @@ def accuracy_vs_cost(accuracy: pd.DataFrame, costs: pd.DataFrame,
     frame["total_s"] = frame["train_s"].fillna(0) + frame["s_per_image"] * frame["n"]
     frame["pareto_per_image"] = pareto_front(frame["s_per_image"], frame["accuracy"])
     frame["pareto_total"] = pareto_front(frame["total_s"], frame["accuracy"])
+    return frame
+
+
+def _ensemble_costs(frame: pd.DataFrame) -> pd.DataFrame:
+    """The soft-vote rows (``cnn_ensemble``) with the summed training time and time per image
+    of the CNNs it averages (the ``cnn`` rows of ``frame``, one per model)."""
+    vote = frame["backend"] == ENSEMBLE_BACKEND
+    if not vote.any():
+        return frame
+    members = frame[frame["backend"] == "cnn"].drop_duplicates("model")
+    frame = frame.copy()
+    frame.loc[vote, "train_s"] = members["train_s"].sum(min_count=1)
+    frame.loc[vote, "s_per_image"] = members["s_per_image"].sum(min_count=1)
+    frame.loc[vote, "cost_source"] = f"sum of the {len(members)} CNNs it averages (their cost records)"
     return frame
 
 

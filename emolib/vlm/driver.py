@@ -9,7 +9,7 @@ into its status row; ``done`` frees it before the next one. ``waiting`` lists th
 stored stage could not run, ``join_arrived`` puts the rows of those that ran now into the
 stored status table, and ``error_notes`` says why a stage with failed calls stays partial.
 ``model_rows`` picks the rows of models by (backend, model): one name may come through two
-backends.
+backends; ``keep_earlier`` keeps the predictions of a model that went away since the last run.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from emolib.vlm.cache import ResponseCache, cache_path
 from emolib.vlm.types import AVAILABLE, Backend, ModelSpec
 
 STATUS_COLUMNS = ["backend", "model", "status", "reason", "note"]
+EARLIER = "predictions of an earlier run kept"
 
 
 class ModelDriver:
@@ -97,3 +98,18 @@ def error_notes(predictions: pd.DataFrame, notes: list[str]) -> tuple[list[str],
         notes = [*notes, f"{n_errors} call(s) failed (error rows, counted as wrong): the stage stays partial "
                  "and the next run retries them"]
     return notes, n_errors
+
+
+def keep_earlier(previous: pd.DataFrame, predictions: pd.DataFrame,
+                 status: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A model (backend, model: one name may come through two backends) that predicted in
+    ``previous`` but is unavailable now keeps its earlier predictions; its status row says so
+    (``EARLIER``) beside today's reason."""
+    had = set(zip(previous["backend"], previous["model"], strict=True))
+    gone = status[(status["status"] != AVAILABLE) & model_rows(status, had)]
+    if gone.empty:
+        return predictions, status
+    kept = previous[model_rows(previous, set(zip(gone["backend"], gone["model"], strict=True)))]
+    status = status.copy()
+    status.loc[gone.index, "note"] = [f"{EARLIER}; {n}" if n else EARLIER for n in gone["note"]]
+    return pd.concat([predictions, kept], ignore_index=True), status

@@ -1,4 +1,5 @@
-"""The VLM stage of a profile (notebook 04): every model on every evaluation set, cached.
+"""The VLM stage of a profile (notebook 04): every model on every evaluation set, cached
+(which sets: ``emolib.vlm.eval_sets``).
 
 ``run_zero_shot(profile, restored)`` scores each available model of ``profile.vlm`` on the
 evaluation subset of FER-2013 PrivateTest (``catalog.fer_eval_name``: original faces and
@@ -32,14 +33,23 @@ import pandas as pd
 
 from emolib import catalog
 from emolib.config import Profile
-from emolib.data import DataSets, ImageSet, load_sets, stratified_indices
+from emolib.data import DataSets, ImageSet, load_sets
 from emolib.predictions import read_predictions, write_predictions
 from emolib.recorder import CostRecorder
 from emolib.store import StageStore, write_json, write_parquet, write_text
 from emolib.vlm import recorded as rec
 from emolib.vlm import recorded_files as rec_files
 from emolib.vlm.backends import model_specs
-from emolib.vlm.driver import STATUS_COLUMNS, ModelDriver, error_notes, join_arrived, model_rows, waiting
+from emolib.vlm.driver import (
+    STATUS_COLUMNS,
+    ModelDriver,
+    error_notes,
+    join_arrived,
+    keep_earlier,
+    model_rows,
+    waiting,
+)
+from emolib.vlm.eval_sets import eval_sets, stale_evoked, unavailable_notes
 from emolib.vlm.parse import lazy_embedder
 from emolib.vlm.probe import fit_linear_probe
 from emolib.vlm.published import score_clip_benchmark
@@ -57,56 +67,6 @@ class ZeroShotResult:
     status: pd.DataFrame
     sentiment: pd.DataFrame
     notes: list[str] = field(default_factory=list)
-
-
-def eval_sets(profile: Profile, restored: dict[str, ImageSet],
-              data: DataSets | None = None) -> tuple[list[ImageSet], ImageSet]:
-    """What every model scores: the evaluation subset of FER-2013 PrivateTest (original faces
-    and each restored variant of it, ``restored``: backend -> ImageSet from
-    ``emolib.restore.load_evaluation_sets``) and the evaluation subset of each available evoked
-    set (``evoked_sets``); and the ``vlm.probe_train_size`` training faces (stratified) of the
-    CLIP linear probe. ``data``: the profile's ``load_sets`` (loaded here when None)."""
-    data = load_sets(profile) if data is None else data
-    faces = data.faces
-    fer_eval = catalog.select_subset(faces, profile, catalog.fer_eval_name(profile))
-    for backend, images in restored.items():
-        if list(images.ids) != list(fer_eval.ids):
-            raise ValueError(f"restored {backend} faces ({images.subset_name}) are not the ids of "
-                             f"{fer_eval.subset_name}: run notebook 02 for this profile again")
-    train = faces.split("train")
-    size = profile.vlm.probe_train_size
-    if size is not None and size < len(train):
-        train = train.subset(stratified_indices(train.labels, size, profile.seed))
-    return [fer_eval, *restored.values(), *evoked_sets(profile, data)], train
-
-
-def evoked_sets(profile: Profile, data: DataSets) -> list[ImageSet]:
-    """The evaluation subset (``catalog.evoked_eval_name``) of every available evoked set."""
-    return [catalog.select_subset(image_set, profile, catalog.evoked_eval_name(profile, name))
-            for name, image_set in data.evoked().items()]
-
-
-def unavailable_notes(data: DataSets) -> list[str]:
-    """One note per evoked set that could not be loaded: its path and the reason."""
-    rows = data.table[(data.table["role"] == "evoked") & (data.table["status"] != "available")]
-    return [f"evoked data set {r.name} is unavailable, not scored (looked for {r.path}): {r.reason}"
-            for r in rows.itertuples()]
-
-
-def stale_evoked(profile: Profile, predictions: pd.DataFrame) -> str:
-    """'' when the image models of a stored stage scored the evaluation subsets of exactly the
-    evoked sets notebook 01 stored; else what changed."""
-    if predictions["backend"].eq("recorded").all():
-        return ""  # no image model ran: nothing was scored that could be out of date
-    faces = {catalog.fer_eval_name(profile), catalog.FER_KAGGLE_TEST}
-    scored = set(predictions.loc[predictions["backend"] != "recorded", "subset"]) - faces
-    stored = set(catalog.data_subset_names(profile))
-    wanted = {catalog.evoked_eval_name(profile, s.name) for s in profile.data.all_sets() if s.role == "evoked"}
-    expected = wanted & stored
-    if scored == expected:
-        return ""
-    return (f"the stored stage scored {sorted(scored)}, notebook 01 now stores {sorted(expected)}: "
-            "scored again (answers already cached are reused)")
 
 
 def _score_model(backend, profile: Profile, sets: list[ImageSet], train: ImageSet,
@@ -213,13 +173,12 @@ def run_zero_shot(profile: Profile, restored: dict[str, ImageSet], force: bool =
     status = pd.DataFrame(run.driver.rows, columns=STATUS_COLUMNS)
     predictions = pd.concat(run.frames, ignore_index=True) if run.frames else read_predictions([])
     if previous is not None:  # a model unavailable now keeps the predictions it made before
-        predictions, status = keep_earlier(previous, predictions, status)
+        predictions, status = keep_earlier(previous.predictions, predictions, status)
     sentiment_frame = pd.concat(run.sentiment, ignore_index=True) if run.sentiment else pd.DataFrame(
         columns=["image_id", "y_true", "y_pred", "dataset", "model", "subset"])
     return write_stage(profile, store, predictions, status, sentiment_frame, notes + run.notes)
 
 
-EARLIER = "predictions of an earlier run kept"
 
 
 def read_stored(store: StageStore) -> ZeroShotResult:
@@ -301,21 +260,6 @@ def add_arrived(profile: Profile, restored: dict[str, ImageSet], stored: ZeroSho
     notes = [*stored.notes, *run.notes, f"model(s) that became available since the last run, scored alone: "
              f"{', '.join(arrived)}; the others' predictions were kept"]
     return write_stage(profile, stored.store, predictions, status, stored.sentiment, notes)
-
-
-def keep_earlier(previous: ZeroShotResult, predictions: pd.DataFrame,
-                 status: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """A model (backend, model: one name may come through two backends) that predicted in
-    ``previous`` but is unavailable now keeps its earlier predictions; its status row says so
-    (``EARLIER``) beside today's reason."""
-    had = set(zip(previous.predictions["backend"], previous.predictions["model"], strict=True))
-    gone = status[(status["status"] != AVAILABLE) & model_rows(status, had)]
-    if gone.empty:
-        return predictions, status
-    kept = previous.predictions[model_rows(previous.predictions, set(zip(gone["backend"], gone["model"], strict=True)))]
-    status = status.copy()
-    status.loc[gone.index, "note"] = [f"{EARLIER}; {n}" if n else EARLIER for n in gone["note"]]
-    return pd.concat([predictions, kept], ignore_index=True), status
 
 
 def write_stage(profile: Profile, store: StageStore, predictions: pd.DataFrame, status: pd.DataFrame,
