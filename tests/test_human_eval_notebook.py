@@ -47,12 +47,13 @@ def test_notebook_runs_without_annotations(tmp_path: Path, monkeypatch) -> None:
     assert "Not run: no recorded GPT-4V answers" in text  # smoke records none: a notice, no empty table
     tables = tmp_path / "tables" / "smoke"
     sources = pd.read_csv(tables / "tab_07_sources.csv", keep_default_na=False)
-    assert {"cnn", "clip", "clip_probe", "hf"} <= set(sources["backend"])
+    assert {"cnn", "cnn_ensemble", "clip", "clip_probe", "hf"} <= set(sources["backend"])
     assert set(sources["status"]) == {"found"}
     consistency = pd.read_csv(tables / "tab_07_consistency.csv", keep_default_na=False)
     assert "FAILED" not in set(consistency["status"])
     studied = consistency[consistency["check"] == "human evaluation studies every model"]
-    assert len(studied) == 6 and set(studied["status"]) == {"ok"}  # 3 CNNs, CLIP, probe, tiny LLaVA
+    # 3 CNNs, their soft vote, CLIP, probe, tiny LLaVA
+    assert len(studied) == 7 and set(studied["status"]) == {"ok"}
     for name in (
         "category_mapping",
         "error_counts",

@@ -175,6 +175,25 @@ def test_kappa_distribution_fine_grained_and_rankings():
                                                                               np.mean(range(3, 9))]))
 
 
+def test_one_model_through_two_backends_gets_its_own_distribution_and_kappa_per_backend():
+    from emolib.prompts.variants import variants_table
+
+    variants = make_variants(LS, ("base", "explain"))
+    in_process = simulate(variants, n=40, seed=1)
+    served = simulate(variants, n=40, seed=2).assign(backend="openai")
+    analysis = sens.analyse_sweep(pd.concat([in_process, served], ignore_index=True), variants_table(variants),
+                                  frozenset(), n_boot=20)
+    assert set(analysis.kappa) == {("hf:sim", "emotion6"), ("openai:sim", "emotion6")}
+    for backend, rows in (("hf", in_process), ("openai", served)):
+        a, b = (rows[rows.prompt == p].y_pred.to_numpy() for p in ("base", "explain"))
+        assert analysis.kappa[(f"{backend}:sim", "emotion6")].loc["base", "explain"] == pytest.approx(
+            cohen_kappa_score(a, b))
+        pd.testing.assert_frame_equal(analysis.distributions[(f"{backend}:sim", "emotion6")],
+                                      prediction_distribution(rows, LS))
+    alone = sens.analyse_sweep(in_process, variants_table(variants), frozenset(), n_boot=20)
+    assert set(alone.kappa) == {("sim", "emotion6")}  # one backend: named by the model alone, as before
+
+
 def test_significance_table_and_whole_analysis_find_the_planted_effects():
     from emolib.prompts.variants import variants_table
 

@@ -295,7 +295,10 @@ def _analyse(pred: pd.DataFrame, variants: pd.DataFrame, generic: frozenset[str]
     curve_cols = PAIR_KEYS + ["position", "n", "pred_rate", "true_rate", "bias", "design"]
     fine = [dict(model=m, backend=b, dataset=d, **fine_grained_rate(g["raw_response"], generic))
             for (m, b, d), g in full[full["prompt"] == "no_labels"].groupby(PAIR_KEYS, sort=False)]
-    groups = list(full.groupby(["model", "dataset"], sort=False))
+    # one name asked through two backends (hf and an endpoint): each its own distribution and kappa
+    twice = full.groupby("model")["backend"].transform("nunique") > 1
+    who = full["model"].where(~twice, full["backend"] + ":" + full["model"])
+    groups = list(full.groupby([who, full["dataset"]], sort=False))
     return SweepAnalysis(
         scores=variant_scores(full, n_boot, seed) if len(full) else pd.DataFrame(
             columns=["model", "backend", "dataset", "prompt", "weighted_f1", "weighted_f1_lo", "weighted_f1_hi"]),
