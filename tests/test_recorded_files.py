@@ -21,9 +21,10 @@ from emolib.labels import get_label_set
 from emolib.metrics import classification_scores
 from emolib.predictions import validate_predictions
 from emolib.vlm import stage as vlm_stage
+from emolib.vlm.answer_files import read_answers
 from emolib.vlm.backends import load_backend
 from emolib.vlm.recorded import load_recorded_evoked
-from emolib.vlm.recorded_files import ROW_STATUSES, load_recorded_file, read_answers, summary_table
+from emolib.vlm.recorded_files import ROW_STATUSES, load_recorded_file, summary_table
 
 HERE = Path(__file__).parent / "data" / "recorded_foreign"
 SFEW_COLUMNS = {"image_id": "name", "y_true": "gt", "ranked": "gpt4v", "raw_answer": "gpt4v"}

@@ -37,8 +37,9 @@ from emolib.data.ferplus import load_kaggle_link, read_checked_csv
 from emolib.labels import LabelSet, get_label_set, normalize_label
 from emolib.paths import resolve_data_path
 from emolib.predictions import NO_PREDICTION, image_columns, make_predictions
+from emolib.vlm.answer_files import first_ranked
 from emolib.vlm.parse import lazy_embedder, parse_answer
-from emolib.vlm.recorded_files import RECORDED_PROMPT, entry_answers, first_ranked, parse_texts, recorded_file_subset
+from emolib.vlm.recorded_files import RECORDED_PROMPT, entry_answers, parse_texts, recorded_file_subset
 from emolib.vlm.types import DEFAULT_PROMPT, ModelSpec, ModelUnavailable
 
 RECORDED_DIR = "recorded"
