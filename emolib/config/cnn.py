@@ -43,10 +43,13 @@ class ModelSettings:
     patience: int | None = field(default=None, metadata=at_least(1))
     epoch_sizes: tuple[int, ...] | None = field(default=None, metadata=at_least(8))
 
+    def given(self) -> dict[str, Any]:
+        """The settings this model sets itself (the keys that are not None), by name."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
+
     def training_overrides(self) -> dict[str, Any]:
         """The training settings this model sets itself (``TrainSettings`` fields), by name."""
-        return {f.name: getattr(self, f.name) for f in fields(self)
-                if f.name not in NETWORK_KEYS and getattr(self, f.name) is not None}
+        return {key: value for key, value in self.given().items() if key not in NETWORK_KEYS}
 
 
 # ModelSettings keys that shape the network, schedule the workers or pick the precision
@@ -130,8 +133,7 @@ class CNNConfig:
 
     def own_settings(self) -> dict[str, dict[str, Any]]:
         """The settings each model of ``models`` sets itself (None left out), by model."""
-        return {name: {f.name: getattr(self.model(name), f.name) for f in fields(ModelSettings)
-                       if getattr(self.model(name), f.name) is not None} for name in self.models}
+        return {name: self.model(name).given() for name in self.models}
 
     def width_of(self, name: str) -> float:
         """``name``'s channel multiplier (1.0 = the published network)."""

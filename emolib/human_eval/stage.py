@@ -16,7 +16,6 @@ from emolib import catalog
 from emolib.config import Profile
 from emolib.data import ImageSet, load_sets
 from emolib.predictions import CNN_BACKENDS
-from emolib.vlm.types import CLIP_BENCHMARK_PROMPT
 
 STAGES = ("cnn", "vlm")
 
@@ -33,9 +32,10 @@ def collect_predictions(profile: Profile, image_sets: dict[str, ImageSet]) -> tu
     keeps only those models when set), and the sources table (stage, backend, model, dataset,
     subset, rows, status)."""
     predictions, stages = catalog.study_predictions(profile, STAGES)
-    # original images; CLIP_benchmark's protocol rows (notebook 04's comparison with published
-    # figures, on PublicTest too) are the default rows of the same model asked another way
-    predictions = predictions[(predictions["restoration"] == "none") & (predictions["prompt"] != CLIP_BENCHMARK_PROMPT)]
+    # original images; rows of an outside protocol (CLIP_benchmark's, for notebook 04's comparison
+    # with published figures) are the same model asked another way, not a model of their own
+    predictions = predictions[(predictions["restoration"] == "none")
+                              & ~predictions["subset"].isin(catalog.PROTOCOL_SUBSETS)]
     if profile.human_eval.models:
         predictions = predictions[predictions["model"].isin(profile.human_eval.models)]
     rows = [{"stage": r.stage, "backend": "", "model": "", "dataset": "", "subset": "", "rows": 0,

@@ -261,7 +261,8 @@ def predict_all(profile: Profile, trained: list[TrainedModel], sets: list[ImageS
     predicted the same sets."""
     store, path = catalog.cnn_store(profile), catalog.predictions_path(profile, "cnn")
     wanted = sorted(f"{s.variant}/{s.subset_name}" for s in sets)
-    voters = sorted({t.name for t in trained}) if len({t.name for t in trained}) > 1 else []
+    names = sorted({t.name for t in trained})
+    voters = names if len(names) > 1 else []  # ensemble.soft_vote needs two networks
     meta = store.read_meta()
     if (path.is_file() and meta.get("trained") == trained_fingerprint(trained) and meta.get("sets") == wanted
             and meta.get("ensemble") == voters):

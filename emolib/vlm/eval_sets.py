@@ -52,7 +52,7 @@ def stale_evoked(profile: Profile, predictions: pd.DataFrame) -> str:
     evoked sets notebook 01 stored; else what changed."""
     if predictions["backend"].eq("recorded").all():
         return ""  # no image model ran: nothing was scored that could be out of date
-    faces = {catalog.fer_eval_name(profile), catalog.FER_KAGGLE_TEST}
+    faces = {catalog.fer_eval_name(profile), *catalog.PROTOCOL_SUBSETS}
     scored = set(predictions.loc[predictions["backend"] != "recorded", "subset"]) - faces
     stored = set(catalog.data_subset_names(profile))
     wanted = {catalog.evoked_eval_name(profile, s.name) for s in profile.data.all_sets() if s.role == "evoked"}
