@@ -178,6 +178,18 @@ def test_clicks_are_saved_at_once_and_mapped_back(smoke_sample, tmp_path: Path) 
     assert ann.progress.value == 3
 
 
+def test_an_older_file_with_its_answer_time_named_seconds_reads_as_wall_s(tmp_path: Path) -> None:
+    old = tmp_path / "bob.csv"
+    old.write_text("item_id,annotator,choice,verdict,note,answered_at,seconds,model_is_a\n"
+                   "fer-7,bob,A,model,,2026-11-30T10:00:00+00:00,4.25,True\n")
+    saved = annotations.read_annotations(old)
+    assert list(saved.columns) == list(annotations.COLUMNS)
+    assert saved["wall_s"].tolist() == [4.25] and saved["verdict"].tolist() == ["model"]
+    old.write_text("item_id,annotator,choice,verdict,note,answered_at,model_is_a\nfer-7,bob,A,model,,x,True\n")
+    with pytest.raises(ValueError, match=r"bob\.csv: missing column\(s\) \['wall_s'\]"):
+        annotations.read_annotations(old)
+
+
 def test_shown_answers_are_the_blinded_model_and_label(smoke_sample, tmp_path: Path) -> None:
     sample_dir, _ = smoke_sample
     ann = Annotator(sample_dir, "bob", tmp_path)

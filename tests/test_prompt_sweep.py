@@ -105,7 +105,7 @@ def test_no_labels_remap_keeps_empty_and_numeric_answers_unparsed():
     from emolib.labels import get_label_set
     from emolib.predictions import make_predictions
     from emolib.prompts.sweep import remap_open_answers
-    from emolib.vlm.parse import load_embedder
+    from emolib.vlm.embed import load_embedder
 
     emotion6 = get_label_set("emotion6")
     answers = {'{"prediction": "blissful"}': "joy", '{"prediction": "joyful"}': "joy",

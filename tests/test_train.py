@@ -37,6 +37,7 @@ from emolib.train.loop import (
     penultimate_features,
     predict_logits,
     predict_proba,
+    saved_result,
     train_classifier,
 )
 from emolib.train.models import MODEL_NAMES, build_model, load_imagenet_weights
@@ -270,7 +271,7 @@ def test_killed_training_run_resumes_and_counts_both_attempts(smoke_stage):
     trained = stage.train_cnn(profile, faces, "vgg19_bn", 0, progress=False)
     assert trained.result.resumed_from == 1 and trained.result.finished
     assert [row["epoch"] for row in trained.result.history] == [1, 2, 3]
-    assert killed["wall_s"] >= trained.result.history[0]["seconds"]  # its epoch is in its time
+    assert killed["wall_s"] >= trained.result.history[0]["wall_s"]  # its epoch is in its time
 
     records = collect.collect_cost_records(profile)
     attempts = records[records["phase"] == "train"]
@@ -285,7 +286,7 @@ def test_killed_training_run_resumes_and_counts_both_attempts(smoke_stage):
     # notebook 06's training time and the consistency check read the same records
     assert collect.model_cost_table(records).set_index("model").loc["vgg19_bn", "train_s"] == pytest.approx(
         row["train_s"])
-    assert catalog.training_seconds(profile, "vgg19_bn", 0) == pytest.approx(row["train_s"])
+    assert catalog.training_wall_s(profile, "vgg19_bn", 0) == pytest.approx(row["train_s"])
 
 
 # ----------------------------------------------------------------------------- predictions
@@ -549,3 +550,11 @@ def test_models_trained_in_parallel_workers_match_the_serial_run(tmp_path, monke
     for t in runs[2]:
         records = read_cost_records(catalog.cnn_model_store(profile, t.name, 0).dir / COST_FILE)
         assert [(r["phase"], r["model"], r["items"]) for r in records] == [("train", t.name, 252 // 3)]
+
+
+def test_a_result_stored_before_the_rename_reads_its_epoch_time_as_wall_s() -> None:
+    old = {"history": [{"epoch": 1, "val_acc": 0.4, "seconds": 12.5, "images_per_s": 80.0}],
+           "best_epoch": 1, "best_val_acc": 0.4, "stopped_early": False, "resumed_from": 0, "finished": True}
+    result = saved_result(old)
+    assert result.history == [{"epoch": 1, "val_acc": 0.4, "wall_s": 12.5, "images_per_s": 80.0}]
+    assert (result.best_epoch, result.finished) == (1, True)

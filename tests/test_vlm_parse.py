@@ -10,7 +10,8 @@ import yaml
 
 from emolib.labels import SYNONYMS, get_label_set
 from emolib.templates import class_words, clip_templates, generative_prompt, load_templates
-from emolib.vlm.parse import json_values, load_embedder, parse_answer
+from emolib.vlm.embed import load_embedder
+from emolib.vlm.parse import json_values, parse_answer
 
 CORPUS = yaml.safe_load((Path(__file__).parent / "data" / "vlm_answers.yaml").read_text())
 

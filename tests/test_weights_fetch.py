@@ -27,13 +27,11 @@ from emolib.predictions import validate_predictions
 from emolib.run.cli import main
 from emolib.vlm import ModelUnavailable, load_backend
 from emolib.vlm.download import FetchError, Hub
+from emolib.vlm.fetch import fetch_weight, hf_local_only, open_clip_file
 from emolib.vlm.hf import build_tiny_llava
 from emolib.vlm.weights import (
-    fetch_weight,
-    hf_local_only,
     hf_weight,
     is_present,
-    open_clip_file,
     profile_weights,
     repo_folder,
 )

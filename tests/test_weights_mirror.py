@@ -22,7 +22,7 @@ from emolib.restore.stage import backend_status
 from emolib.run.cli import main
 from emolib.train import stage
 from emolib.train.models import load_imagenet_weights
-from emolib.vlm.weights import MIRROR_ENV_VAR, mirrored
+from emolib.vlm.fetch import MIRROR_ENV_VAR, mirrored
 
 
 class Mirror:

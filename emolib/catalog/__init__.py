@@ -24,7 +24,7 @@ Named evaluation subsets (``subset_ids(profile, name)``; every score names one, 
 ``check(profile)`` is the consistency check run at the end of notebook 07 and by the tests.
 """
 
-from emolib.catalog.consistency import ConsistencyError, check, training_seconds
+from emolib.catalog.consistency import ConsistencyError, check, training_wall_s
 from emolib.catalog.stores import (
     HARD_DATASETS,
     NOTEBOOKS,
@@ -82,5 +82,5 @@ __all__ = [
     "predictions_path", "prompts_store",
     "read_stage_predictions", "restoration_cache_dir", "restoration_record_counts", "restoration_store",
     "select_subset", "stage_hashes", "study_predictions", "subset_ids", "subset_table", "table_path",
-    "templates_hash", "training_seconds", "vlm_store", "write_stage_subset", "write_subsets",
+    "templates_hash", "training_wall_s", "vlm_store", "write_stage_subset", "write_subsets",
 ]

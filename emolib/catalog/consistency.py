@@ -105,7 +105,7 @@ def _check_pairing(stage: str, table: pd.DataFrame) -> list[dict]:
     return rows
 
 
-def training_seconds(profile: Profile, name: str, seed: int) -> float | None:
+def training_wall_s(profile: Profile, name: str, seed: int) -> float | None:
     """Wall seconds of every counted training attempt of one CNN (``train`` phases, ok or
     interrupted), from its cost records; None when it has none."""
     records = [r for r in read_cost_records(cnn_model_store(profile, name, seed).dir / COST_FILE)
@@ -123,14 +123,14 @@ def _check_training_costs(profile: Profile) -> list[dict]:
              for name in TRAIN_COST_TABLES if table_path(profile, name).is_file()}
     for key in meta["trained"]:
         name, seed = key.rsplit("_s", 1)
-        seconds = training_seconds(profile, name, int(seed))
-        problems = [] if seconds is not None else ["no training-cost record"]
+        wall_s = training_wall_s(profile, name, int(seed))
+        problems = [] if wall_s is not None else ["no training-cost record"]
         for table, where in TRAIN_COST_TABLES.items():
             got = saved.get(table, pd.Series(dtype=float)).get(name)
-            if table in saved and (got is None or seconds is None or abs(got - seconds) > max(0.5, 0.01 * seconds)):
-                problems.append(f"{where} ({table}) says {got} s, the records {seconds} s")
+            if table in saved and (got is None or wall_s is None or abs(got - wall_s) > max(0.5, 0.01 * wall_s)):
+                problems.append(f"{where} ({table}) says {got} s, the records {wall_s} s")
         rows.append({"check": "training cost", "subject": f"cnn: {key}", "status": "FAILED" if problems else "ok",
-                     "detail": "; ".join(problems) or f"{seconds:.1f} s in every table"})
+                     "detail": "; ".join(problems) or f"{wall_s:.1f} s in every table"})
     return rows
 
 

@@ -1,9 +1,11 @@
 """Annotation files: one CSV per annotator, rewritten atomically after every answer.
 
-Columns (``COLUMNS``): ``item_id, annotator, choice, verdict, note, answered_at, seconds,
+Columns (``COLUMNS``): ``item_id, annotator, choice, verdict, note, answered_at, wall_s,
 model_is_a``. ``choice`` is what the annotator saw and picked (``A``, ``B``, ``both``,
 ``neither``); ``verdict`` is that choice mapped back through the blinding: ``model`` (sides
-with the model's answer), ``label`` (sides with the data set's label), ``both``, ``neither``.
+with the model's answer), ``label`` (sides with the data set's label), ``both``, ``neither``;
+``wall_s`` is how long the annotator took on the item (wall-clock seconds, like every duration
+in emolib: see the README, "How the package is laid out").
 """
 
 from __future__ import annotations
@@ -26,9 +28,12 @@ COLUMNS = (
     "verdict",
     "note",
     "answered_at",
-    "seconds",
+    "wall_s",
     "model_is_a",
 )
+
+
+LEGACY_NAMES = {"seconds": "wall_s"}  # files written before 2026-12-08 name the answer time "seconds"
 
 
 def annotations_dir(profile: Profile, sample_dir: str | Path) -> Path:
@@ -69,7 +74,7 @@ def read_annotations(path: str | Path) -> pd.DataFrame:
         return empty_annotations()
     frame = pd.read_csv(
         path, dtype={"item_id": str, "note": str, "choice": str}, keep_default_na=False
-    )
+    ).rename(columns=LEGACY_NAMES)
     missing = [c for c in COLUMNS if c not in frame.columns]
     if missing:
         raise ValueError(

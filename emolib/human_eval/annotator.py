@@ -99,7 +99,7 @@ class Annotator:
             "verdict": verdict_of(choice, bool(row["model_is_a"])),
             "note": self.note.value.strip(),
             "answered_at": pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds"),
-            "seconds": round(time.monotonic() - self._shown_at, 2),
+            "wall_s": round(time.monotonic() - self._shown_at, 2),
             "model_is_a": bool(row["model_is_a"]),
         }
         try:

@@ -148,7 +148,7 @@ def import_sheet(
             "verdict": [annotations.verdict_of(c, f) for c, f in zip(choice, flags, strict=True)],
             "note": sheet["note"].to_numpy() if "note" in sheet else "",
             "answered_at": "",
-            "seconds": float("nan"),
+            "wall_s": float("nan"),
             "model_is_a": flags,
         }
     )

@@ -13,7 +13,7 @@ pixels in any batch; GFPGANer samples fresh noise per call (a small stochastic t
 
 Weights: ``GFPGANv1.3.pth`` / ``GFPGANv1.4.pth`` from the official release, looked up in
 ``restoration.gfpgan_weights_dir`` (default: torch hub's ``checkpoints`` folder) and fetched
-there on first use through emolib's downloader (``emolib.vlm.weights``) unless the profile says
+there on first use through emolib's downloader (``emolib.vlm.fetch``) unless the profile says
 ``weights: offline``.
 """
 
@@ -37,7 +37,7 @@ FACE_SIZE = 512
 
 def gfpgan_status(backend: str, weights_dir: str | Path | None, mode: str = "auto") -> tuple[bool, str]:
     """(available, reason): the package imports and the weights are here, or were fetched now
-    through emolib's downloader (``mode`` auto, online; ``emolib.vlm.weights.ensure_weight``)."""
+    through emolib's downloader (``mode`` auto, online; ``emolib.vlm.fetch.ensure_weight``)."""
     try:
         import_gfpgan()
     except ImportError as err:
@@ -65,8 +65,9 @@ def ensure_weights(backend: str, weights_dir: str | Path | None, mode: str = "au
     """Path of the backend's .pth, fetched first when missing (``mode`` auto: resumable,
     verified, from ``EMOLIB_WEIGHTS_MIRROR`` when set; offline: never); RestorerUnavailable
     with the reason and the fetch command when it cannot be had."""
+    from emolib.vlm.fetch import ensure_weight
     from emolib.vlm.types import ModelUnavailable
-    from emolib.vlm.weights import ensure_weight, gfpgan_weight, gfpgan_weights_path
+    from emolib.vlm.weights import gfpgan_weight, gfpgan_weights_path
 
     try:
         return ensure_weight(gfpgan_weight(backend, weights_dir), f"no {backend} weights at "

@@ -207,17 +207,17 @@ def load_evaluation_sets(profile: Profile, faces: ImageSet) -> tuple[dict[str, I
 
 
 def restoration_timings(profile: Profile) -> pd.DataFrame:
-    """Per backend, from the cost records of runs that restored images: images, seconds,
+    """Per backend, from the cost records of runs that restored images: images, wall_s,
     s/image, images/s, peak RSS (MB). Warm (all-cached) runs are left out."""
     records = pd.DataFrame(read_cost_records(cost_path(profile)))
-    cols = ["backend", "images", "seconds", "s_per_image", "images_per_s", "peak_rss_mb"]
+    cols = ["backend", "images", "wall_s", "s_per_image", "images_per_s", "peak_rss_mb"]
     if records.empty:
         return pd.DataFrame(columns=cols)
     done = records[(records["phase"] == "preprocess") & (records["status"] == "ok")
                    & (records["items"].fillna(0) > 0)]
-    table = done.groupby("model").agg(images=("items", "sum"), seconds=("wall_s", "sum"),
+    table = done.groupby("model").agg(images=("items", "sum"), wall_s=("wall_s", "sum"),
                                       peak_rss_mb=("peak_rss_mb", "max")).reset_index()
     table = table.rename(columns={"model": "backend"})
-    table["s_per_image"] = table["seconds"] / table["images"]
-    table["images_per_s"] = table["images"] / table["seconds"]
+    table["s_per_image"] = table["wall_s"] / table["images"]
+    table["images_per_s"] = table["images"] / table["wall_s"]
     return table[cols]

@@ -27,17 +27,9 @@ from tabulate import tabulate
 from emolib.config import ConfigError, load_profile
 from emolib.vlm.backends import parse_spec
 from emolib.vlm.download import RETRIES, FetchError, Hub, RemoteFile, bytes_needed
+from emolib.vlm.fetch import fetch_weight, remote_files
 from emolib.vlm.types import ModelUnavailable
-from emolib.vlm.weights import (
-    Weight,
-    clip_weight,
-    fetch_weight,
-    hf_weight,
-    in_process_problem,
-    local_files,
-    profile_weights,
-    remote_files,
-)
+from emolib.vlm.weights import Weight, clip_weight, hf_weight, in_process_problem, local_files, profile_weights
 
 
 def format_bytes(n: int | None) -> str:

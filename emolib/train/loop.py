@@ -14,7 +14,7 @@ import io
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +59,7 @@ class TrainSettings:
 @dataclass
 class TrainResult:
     """``history``: one dict per finished epoch (epoch, train_loss, train_acc, val_loss,
-    val_acc, lr, seconds, images_per_s); the best epoch is the one with the highest val_acc."""
+    val_acc, lr, wall_s, images_per_s); the best epoch is the one with the highest val_acc."""
 
     history: list[dict[str, float]] = field(default_factory=list)
     best_epoch: int = -1
@@ -67,6 +67,16 @@ class TrainResult:
     stopped_early: bool = False
     resumed_from: int = 0
     finished: bool = False
+
+
+LEGACY_HISTORY_NAMES = {"seconds": "wall_s"}  # results written before 2026-12-08 name an epoch's time "seconds"
+
+
+def saved_result(saved: dict[str, Any]) -> TrainResult:
+    """A ``TrainResult`` from its stored dict (a result file or a checkpoint), with the history
+    columns named as today."""
+    history = [{LEGACY_HISTORY_NAMES.get(k, k): v for k, v in row.items()} for row in saved["history"]]
+    return TrainResult(**{**saved, "history": history})
 
 
 def class_weight_vector(labels: np.ndarray, n_classes: int) -> torch.Tensor:
@@ -242,15 +252,15 @@ def train_classifier(model: nn.Module, train_x: np.ndarray, train_y: np.ndarray,
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         best_state, bad_epochs, start = state["best_state"], state["bad_epochs"], state["epoch"]
-        result = TrainResult(**{**state["result"], "resumed_from": state["epoch"]})
+        result = replace(saved_result(state["result"]), resumed_from=state["epoch"])
     for epoch in range(start, s.epochs):
         if result.finished or (stop_after_epoch is not None and epoch >= stop_after_epoch):
             break
         t0 = time.perf_counter()
         row = {"epoch": epoch + 1, **run_epoch(model, optimizer, x, y, s, epoch, weights, progress)}
         row.update(validate(model, vx, vy, s))
-        row["seconds"] = time.perf_counter() - t0
-        row["images_per_s"] = len(x) / row["seconds"]
+        row["wall_s"] = time.perf_counter() - t0
+        row["images_per_s"] = len(x) / row["wall_s"]
         result.history.append(row)
         if on_epoch is not None:
             on_epoch(row)

@@ -145,13 +145,14 @@ def build_model(name: str, n_classes: int, in_channels: int = 1, width: float = 
 def load_imagenet_weights(model: nn.Module, name: str, mode: str = "auto") -> WeightsStatus:
     """Copy torchvision ImageNet weights into ``model`` wherever the shapes match (the stem
     and head adapted to faces keep their random init). The file comes through emolib's
-    downloader (``emolib.vlm.weights.ensure_weight``: resumable, verified, from
+    downloader (``emolib.vlm.fetch.ensure_weight``: resumable, verified, from
     ``EMOLIB_WEIGHTS_MIRROR`` when set; ``mode`` offline never downloads); when it cannot be
     had this returns ``used="scratch"`` with the reason and the fetch command."""
     import torch
 
+    from emolib.vlm.fetch import ensure_weight
     from emolib.vlm.types import ModelUnavailable
-    from emolib.vlm.weights import ensure_weight, torchvision_weight
+    from emolib.vlm.weights import torchvision_weight
 
     weight = torchvision_weight(name)
     try:

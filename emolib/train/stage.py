@@ -42,6 +42,7 @@ from emolib.train.loop import (
     checkpoint_epoch,
     predict_proba,
     save_checkpoint,
+    saved_result,
     train_classifier,
 )
 from emolib.train.models import WeightsStatus, build_model, count_parameters, in_channels_of, load_imagenet_weights
@@ -127,7 +128,7 @@ def train_cnn(profile: Profile, faces: ImageSet, name: str, seed: int,
         model.load_state_dict(torch.load(best, map_location="cpu", weights_only=True))
         saved = json.loads(info.read_text())
         return TrainedModel(name, seed, model.to(memory_format=torch.channels_last), s,
-                            TrainResult(**saved["result"]), WeightsStatus(**saved["weights"]),
+                            saved_result(saved["result"]), WeightsStatus(**saved["weights"]),
                             count_parameters(model))
     checkpoint = _file(store, "ckpt", name, seed, "pt")
     if stop_after_epoch is not None and checkpoint_epoch(checkpoint) >= stop_after_epoch:
@@ -276,11 +277,11 @@ def predict_all(profile: Profile, trained: list[TrainedModel], sets: list[ImageS
                 t0 = time.perf_counter()
                 proba = predict_proba(t.model, to_gray_uint8(np.asarray(images.pixels)), t.settings,
                                       flip=profile.cnn.test_time_flip)
-                seconds = time.perf_counter() - t0
+                wall_s = time.perf_counter() - t0
             frames.append(make_predictions(
                 **image_columns(images), y_pred=proba.argmax(1).astype(np.int64),
                 scores=[row.astype(float).tolist() for row in proba], model=t.name, backend="cnn",
-                prompt=NO_PROMPT, seed=t.seed, latency_s=np.full(len(images), seconds / max(len(images), 1))))
+                prompt=NO_PROMPT, seed=t.seed, latency_s=np.full(len(images), wall_s / max(len(images), 1))))
     predictions = pd.concat(frames, ignore_index=True)
     predictions = pd.concat([predictions, ensemble.soft_vote(predictions)], ignore_index=True)
     write_predictions(path, predictions)

@@ -51,8 +51,8 @@ def to_pil(image: np.ndarray) -> Image.Image:
 
 def cached_pretrained_file(arch: str, tag: str, weights: str = "auto") -> str:
     """Local file of open_clip weights ``arch``/``tag``, downloaded on first use when online
-    (``emolib.vlm.weights``); ModelUnavailable, naming the fetch command, if it cannot be had."""
-    from emolib.vlm.weights import open_clip_file
+    (``emolib.vlm.fetch``); ModelUnavailable, naming the fetch command, if it cannot be had."""
+    from emolib.vlm.fetch import open_clip_file
 
     return open_clip_file(arch, tag, weights)
 
@@ -174,7 +174,7 @@ def _as_tensor(out) -> torch.Tensor:
 def _transformers_model(repo: str, device: str, mode: str = "auto"):
     from transformers import AutoModel, AutoProcessor
 
-    from emolib.vlm.weights import hf_local_only
+    from emolib.vlm.fetch import hf_local_only
 
     try:
         processor = AutoProcessor.from_pretrained(repo, local_files_only=hf_local_only(repo, mode))  # fetched first

@@ -3,7 +3,7 @@
 LLaVA-1.5, LLaVA-NeXT, Qwen2-VL, Qwen2.5-VL, Idefics3, SmolVLM, Gemma 3 and PaliGemma run
 here (each proven by tests on tiny random models of the real classes); what differs between
 families lives in ``hf_families``. Weights are read from the local Hugging Face cache (or a
-local folder), fetched there first by ``weights.hf_local_only``; a model that cannot be had
+local folder), fetched there first by ``fetch.hf_local_only``; a model that cannot be had
 is ``ModelUnavailable``, and so is one the installed transformers cannot load (the reason
 says which piece is missing; for Phi-3.5-Vision before anything is fetched).
 Each prompt is laid out in the model's chat template (one image, then the text; one BOS);
@@ -47,7 +47,8 @@ from emolib.templates import generative_prompt, load_templates
 from emolib.vlm import hf_families
 from emolib.vlm.cache import Lookup, look_up
 from emolib.vlm.clip import to_pil
-from emolib.vlm.parse import answer_table, lazy_embedder
+from emolib.vlm.embed import lazy_embedder
+from emolib.vlm.parse import answer_table
 from emolib.vlm.types import ModelSpec, ModelUnavailable
 
 TINY_MODEL = "tiny-random-llava"
@@ -114,7 +115,7 @@ def load_generative(repo: str | Path, device: str = "cpu", trust_remote_code: bo
     import transformers
     from transformers import AutoProcessor
 
-    from emolib.vlm.weights import hf_local_only
+    from emolib.vlm.fetch import hf_local_only
 
     kind = hf_families.model_type(repo)
     hf_families.check_loadable(repo, kind, trust_remote_code)

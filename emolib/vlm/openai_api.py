@@ -49,7 +49,8 @@ from emolib.labels import LabelSet
 from emolib.quiet import progress_bar
 from emolib.templates import generative_prompt
 from emolib.vlm.cache import look_up
-from emolib.vlm.parse import answer_table, lazy_embedder
+from emolib.vlm.embed import lazy_embedder
+from emolib.vlm.parse import answer_table
 from emolib.vlm.types import ModelSpec, ModelUnavailable
 
 OPENAI_URL = "https://api.openai.com/v1"

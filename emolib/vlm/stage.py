@@ -49,8 +49,8 @@ from emolib.vlm.driver import (
     model_rows,
     waiting,
 )
+from emolib.vlm.embed import lazy_embedder
 from emolib.vlm.eval_sets import eval_sets, stale_evoked, unavailable_notes
-from emolib.vlm.parse import lazy_embedder
 from emolib.vlm.probe import fit_linear_probe
 from emolib.vlm.published import score_clip_benchmark
 from emolib.vlm.types import AVAILABLE, DEFAULT_PROMPT, ModelSpec
