@@ -28,6 +28,7 @@ import numpy as np  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from emolib.paths import figures_dir  # noqa: E402
+from emolib.predictions import model_names  # noqa: E402
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -146,15 +147,17 @@ def _as_sentence(text: str) -> str:
 
 
 def unavailable_why(status: pd.DataFrame, kind: str = "model", models: list[str] | None = None) -> str:
-    """Why a stage gave no result, from its status table (columns ``model``, ``status``):
+    """Why a stage gave no result, from its status table (columns ``model``, ``status``, and
+    ``backend`` where a model may be asked through two: then it is ``backend:model``):
     "none of the 3 generative VLMs asked for is available on this machine (...)". ``models``:
     the models that were wanted (default: every row of ``status``); one without a row in
     ``status`` is named as not in this profile."""
-    models = list(status["model"]) if models is None else list(models)
+    names = model_names(status) if "backend" in status else status["model"]
+    models = list(names) if models is None else list(models)
     if not models:
         return f"this profile lists no {kind}"
-    available = set(status.loc[status["status"] == "available", "model"])
-    listed = set(status["model"])
+    available = set(names[status["status"] == "available"])
+    listed = set(names)
     missing = [m for m in models if m not in available]
     plural = f"{kind}s" if len(models) != 1 else kind
     if not missing:

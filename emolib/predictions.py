@@ -128,3 +128,11 @@ def score_matrix(frame: pd.DataFrame) -> np.ndarray:
         if s is not None:
             out[i] = s
     return out
+
+
+def model_names(frame: pd.DataFrame) -> pd.Series:
+    """Each row's ``model``, written ``backend:model`` where that model name appears under more
+    than one backend in ``frame`` (one repo asked in-process and through an endpoint): the name
+    a table or a sentence keys a model by, so the two are never merged."""
+    several = frame.groupby("model")["backend"].transform("nunique") > 1
+    return frame["model"].astype(str).where(~several, frame["backend"].astype(str) + ":" + frame["model"].astype(str))

@@ -273,6 +273,11 @@ def test_not_measured_box_says_what_why_and_how():
         "none of the 2 models asked for is available on this machine (`ViT-L-14/openai` (not in this profile), "
         "`llava-hf/llava-1.5-7b-hf`; each one's reason is in the status table above)")
     assert unavailable_why(status.iloc[:0]) == "this profile lists no model"
+    # one repo asked in-process and through an endpoint: two models, each named with its backend
+    twice = pd.DataFrame({"backend": ["hf", "openai", "recorded"], "model": ["org/vlm", "org/vlm", "gpt4v"],
+                          "status": ["available", "unavailable", "available"]})
+    assert unavailable_why(twice) == ("1 of the 3 models asked for are unavailable on this machine "
+                                      "(`openai:org/vlm`; each one's reason is in the status table above)")
 
 
 def test_legends_sit_outside_the_data():

@@ -324,3 +324,8 @@ def test_constrained_status_says_what_was_measured_or_how_to_enable_it():
     table = sens.compare_constrained(pd.concat(free_and_constrained("a", free, free), ignore_index=True))
     assert sens.constrained_status(table, refused, ("constrained_choice",)) == (
         f"Free vs constrained answers measured for `a`. Not run: `tiny`: {NO_CONSTRAINT['hf']}.")
+    # `tiny` asked in-process (refused) and through an endpoint (measured): both named with their backend
+    tiny = pd.concat(free_and_constrained("tiny", free, free), ignore_index=True)
+    both = sens.compare_constrained(pd.concat([tiny, tiny.assign(backend="hf")], ignore_index=True))
+    assert sens.constrained_status(both.iloc[:1], refused, ("constrained_choice",)) == (
+        f"Free vs constrained answers measured for `openai:tiny`. Not run: `hf:tiny`: {NO_CONSTRAINT['hf']}.")

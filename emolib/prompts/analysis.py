@@ -34,6 +34,7 @@ from sklearn.metrics import cohen_kappa_score
 
 from emolib.labels import LabelSet, get_label_set
 from emolib.metrics import summarize
+from emolib.predictions import model_names
 from emolib.prompts.bias import (  # noqa: F401  (part of this module's interface)
     PAIR_KEYS,
     first_position_test,
@@ -240,9 +241,7 @@ def _analyse(pred: pd.DataFrame, variants: pd.DataFrame, generic: frozenset[str]
     fine = [dict(model=m, backend=b, dataset=d, **fine_grained_rate(g["raw_response"], generic))
             for (m, b, d), g in full[full["prompt"] == "no_labels"].groupby(PAIR_KEYS, sort=False)]
     # one name asked through two backends (hf and an endpoint): each its own distribution and kappa
-    twice = full.groupby("model")["backend"].transform("nunique") > 1
-    who = full["model"].where(~twice, full["backend"] + ":" + full["model"])
-    groups = list(full.groupby([who, full["dataset"]], sort=False))
+    groups = list(full.groupby([model_names(full), full["dataset"]], sort=False))
     return SweepAnalysis(
         scores=variant_scores(full, n_boot, seed) if len(full) else pd.DataFrame(
             columns=["model", "backend", "dataset", "prompt", "weighted_f1", "weighted_f1_lo", "weighted_f1_hi"]),

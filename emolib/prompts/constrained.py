@@ -12,6 +12,7 @@ from sklearn.metrics import cohen_kappa_score
 
 from emolib.labels import get_label_set
 from emolib.metrics import classification_scores
+from emolib.predictions import model_names
 from emolib.prompts.bias import PAIR_KEYS, paired
 
 LABEL_STATUSES = ("json", "text_match")  # parse statuses of an answer that names a label word
@@ -63,10 +64,12 @@ def constrained_status(table: pd.DataFrame, not_run: pd.DataFrame, variants: tup
     why it was not measured here and how to enable it. ``table``: ``compare_constrained``;
     ``not_run``: the sweep's not-run rows; ``variants``: the profile's ``prompts.variants``."""
     refused = not_run[not_run["prompt"].astype(str).str.startswith("constrained_")]
-    reasons = dict(zip(refused["model"], refused["reason"], strict=True))  # one reason per model
+    # a model measured through one backend and refused by another is named with each backend
+    names = model_names(pd.concat([table[["backend", "model"]], refused[["backend", "model"]]], ignore_index=True))
+    reasons = dict(zip(names[len(table):], refused["reason"], strict=True))  # one reason per model
     why = "; ".join(f"`{model}`: {reason}" for model, reason in reasons.items())
     if len(table):
-        measured = ", ".join(f"`{m}`" for m in dict.fromkeys(table["model"]))
+        measured = ", ".join(f"`{m}`" for m in dict.fromkeys(names[:len(table)]))
         return f"Free vs constrained answers measured for {measured}." + (f" Not run: {why}." if why else "")
     if not any(str(v).startswith("constrained_") for v in variants):
         cause = "the profile's `prompts.variants` has no constrained variant"
