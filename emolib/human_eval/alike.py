@@ -7,11 +7,12 @@ label got). ``versus_recorded`` builds it for notebook 07 with
 GPT-4V answered (``fer_private_gpt4v``), the FER+ plurality label as truth, in ferplus8 (the
 label mapping is stated in ``emolib.vlm.compare``: a 7-class CNN cannot answer *contempt*).
 
-A model is a (backend, model, seed); ``model_labels`` names it ``backend:model`` (plus the
-seed where one model has several). A wrong answer is ``y_pred != y_true``: an unanswered row
-(-1) is wrong and counted (category ``no answer``), never dropped. Every function first checks
-that the models answered exactly the same ids with the same truth (``check_same_images``,
-ValueError otherwise): errors are never compared on different images.
+A model is a (backend, model, seed); ``emolib.vlm.compare.who_labels`` names it
+``backend:model`` (plus the seed where one model has several), as notebook 04 does. A wrong
+answer is ``y_pred != y_true``: an unanswered row (-1) is wrong and counted (category ``no
+answer``), never dropped. Every function first checks that the models answered exactly the
+same ids with the same truth (``check_same_images``, ValueError otherwise): errors are never
+compared on different images.
 
 - ``category_shares``: per model, its errors in EC I / II / III / no answer, counts and shares;
 - ``vote_plausibility``: per model, the share of its answered errors (EC I-III) whose predicted
@@ -52,14 +53,6 @@ REFERENCE = ("recorded", "gpt4v")  # whose answers define the images (compare.RE
 SHARE_COLUMNS = {EC_I: "share_ec_i", EC_II: "share_ec_ii", EC_III: "share_ec_iii", NO_ANSWER: "share_no_answer"}
 
 
-def model_labels(frame: pd.DataFrame) -> pd.Series:
-    """(n,) ``backend:model`` of each row; `` seed <s>`` added where a (backend, model) has
-    several seeds in ``frame``."""
-    base = frame["backend"].astype(str) + ":" + frame["model"].astype(str)
-    seeds = frame.groupby(["backend", "model"], sort=False)["seed"].transform("nunique")
-    return base.where(seeds <= 1, base + " seed " + frame["seed"].astype(str))
-
-
 def check_same_images(frame: pd.DataFrame) -> None:
     """ValueError unless ``frame`` is one label set, every image has a label, every model
     answered every id once, all models answered the same ids, and they agree on each truth."""
@@ -71,7 +64,7 @@ def check_same_images(frame: pd.DataFrame) -> None:
         raise ValueError(f"errors are compared in one label set; got {label_sets} (relabel first)")
     if (frame["y_true"] < 0).any():
         raise ValueError(f"{int((frame['y_true'] < 0).sum())} row(s) without a label: no error to compare")
-    who = model_labels(frame)
+    who = compare.who_labels(frame)
     twice = frame[pd.DataFrame({"who": who, "image_id": frame["image_id"]}).duplicated()]
     if len(twice):
         raise ValueError(f"{len(twice)} repeated (model, image) row(s), e.g. "
@@ -91,10 +84,10 @@ def check_same_images(frame: pd.DataFrame) -> None:
 
 
 def _keyed(frame: pd.DataFrame) -> pd.DataFrame:
-    """``frame`` checked, with a fresh index and a ``who`` column (``model_labels``)."""
+    """``frame`` checked, with a fresh index and a ``who`` column (``compare.who_labels``)."""
     check_same_images(frame)
     out = frame.reset_index(drop=True)
-    return out.assign(who=model_labels(out))
+    return out.assign(who=compare.who_labels(out))
 
 
 def wrong_answers(frame: pd.DataFrame) -> pd.DataFrame:

@@ -27,7 +27,7 @@ def load_embedder() -> Embedder:
     return lambda texts: model.encode(list(texts), normalize_embeddings=True, convert_to_numpy=True)
 
 
-_LABEL_VECTORS: dict[tuple[int, tuple[str, ...]], np.ndarray] = {}
+_LABEL_VECTORS: dict[tuple[int, tuple[str, ...]], tuple[np.ndarray, np.ndarray]] = {}  # (vectors, owners)
 
 
 def label_words(label_set: LabelSet) -> tuple[list[str], np.ndarray]:
@@ -44,10 +44,12 @@ def nearest_label(phrase: str, label_set: LabelSet, embedder: Embedder) -> tuple
     """Index of the label with a name or synonym nearest to ``phrase``, and that cosine."""
     key = (id(embedder), label_set.names)
     if key not in _LABEL_VECTORS:
-        _LABEL_VECTORS[key] = embedder(label_words(label_set)[0])
-    sims = _LABEL_VECTORS[key] @ embedder([phrase])[0]
+        words, owners = label_words(label_set)
+        _LABEL_VECTORS[key] = embedder(words), owners
+    vectors, owners = _LABEL_VECTORS[key]
+    sims = vectors @ embedder([phrase])[0]
     best = int(np.argmax(sims))
-    return int(label_words(label_set)[1][best]), float(sims[best])
+    return int(owners[best]), float(sims[best])
 
 
 def lazy_embedder() -> Embedder:

@@ -6,7 +6,9 @@ when a weight cannot be had).
 
 Weights with a URL of their own (torchvision ImageNet weights, GFPGAN, open_clip's URL tags)
 can come from a mirror: ``EMOLIB_WEIGHTS_MIRROR=<base URL>`` fetches ``https://host/path`` from
-``<base URL>/host/path``, as ``HF_ENDPOINT`` moves the Hub.
+``<base URL>/host/path``, as ``HF_ENDPOINT`` moves the Hub. HF_TOKEN (gated repos) is sent to
+the hub endpoint only (httpx drops it on a redirect to another host) and is never written or
+printed. Downloads resume and are verified: see ``emolib.vlm.download``.
 """
 
 from __future__ import annotations

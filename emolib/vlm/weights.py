@@ -13,11 +13,9 @@ gives a total without a server. A model the installed libraries cannot run in-pr
 (``in_process_problem``) is not fetched for a profile that no endpoint of which serves it,
 unless asked (``emolib fetch --all``).
 
-Hub files go to the Hugging Face cache (HF_HOME / HF_HUB_CACHE) in its own layout
+Hub files live in the Hugging Face cache (HF_HOME / HF_HUB_CACHE) in its own layout
 (``blobs/<etag>``, ``snapshots/<commit>/<file>``, ``refs/main``), so transformers and open_clip
-load them with ``local_files_only=True``. HF_TOKEN (gated repos) is sent to the hub endpoint
-only (httpx drops it on a redirect to another host) and is never written or printed.
-Downloads resume and are verified: see ``emolib.vlm.download``.
+load them with ``local_files_only=True``.
 """
 
 from __future__ import annotations
